@@ -1,0 +1,134 @@
+"""One typed settings object for the whole runtime.
+
+Every key is read from the environment with the ``SLUICE_`` prefix (``SLUICE_HOME``,
+``SLUICE_DATABASE_URL`` ...) or passed to :class:`Settings` directly (tests do that).
+Nothing else in Sluice reads ``os.environ``.
+
+Example:
+    >>> s = Settings(home=Path("/tmp/sluice-doc"))
+    >>> s.resolved_database_url().startswith("sqlite:///")
+    True
+"""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["Settings", "get_settings"]
+
+
+class Settings(BaseSettings):
+    """Runtime configuration. Each field documents its default and unit."""
+
+    model_config = SettingsConfigDict(env_prefix="SLUICE_", extra="ignore", frozen=True)
+
+    home: Path = Field(
+        default=Path(".sluice"),
+        description="Directory for local state: the SQLite databases, built models, logs.",
+    )
+    database_url: str | None = Field(
+        default=None,
+        description=(
+            "SQLAlchemy URL of the store. Default: a SQLite file `sluice.db` under `home`. "
+            "A `postgresql://` URL switches the store and the durable engine to PostgreSQL."
+        ),
+    )
+    data_dir: Path = Field(
+        default=Path("../shared/data"),
+        description="Folder with the public benchmark datasets read by `bench/` (never copied).",
+    )
+    executor_id: str = Field(
+        default_factory=lambda: f"{socket.gethostname()}-0",
+        description=(
+            "Stable name of this worker. Recovery of interrupted runs happens for the "
+            "worker's own executor id, so restart a crashed worker with the same id."
+        ),
+    )
+    app_version: str = Field(
+        default="sluice-1",
+        description=(
+            "Pinned application version given to the durable engine. Runs are only "
+            "recovered by workers with the same version; change it deliberately on "
+            "incompatible pipeline changes."
+        ),
+    )
+    max_event_bytes: int = Field(
+        default=256 * 1024,
+        gt=0,
+        description="Largest accepted CloudEvent, in bytes of its JSON encoding.",
+    )
+    max_queued_items: int = Field(
+        default=200_000,
+        gt=0,
+        description=(
+            "Backpressure: intake refuses new items for a pipeline while this many of its "
+            "items are still queued (the refusal is retryable)."
+        ),
+    )
+    batch_size: int = Field(
+        default=64, gt=0, le=4096, description="Items per durable batch run (one workflow)."
+    )
+    poll_interval_seconds: float = Field(
+        default=0.25,
+        gt=0,
+        description="How often a worker looks for new items and the engine polls its queues.",
+    )
+    review_sla_seconds: float = Field(
+        default=24 * 3600.0,
+        gt=0,
+        description="Default time a review task may wait before it escalates, in seconds.",
+    )
+    review_escalation_seconds: float = Field(
+        default=48 * 3600.0,
+        gt=0,
+        description="Time an escalated task may wait before it is marked expired, in seconds.",
+    )
+    target_precision: float = Field(
+        default=0.99,
+        gt=0.5,
+        lt=1.0,
+        description="Precision the confidence gate must reach on auto-handled items.",
+    )
+    pipeline_modules: list[str] = Field(
+        default_factory=list,
+        description=(
+            "Extra Python modules that declare pipelines, imported by every process "
+            "(JSON list in the environment, e.g. '[\"acme.pipelines\"]'). Packages can "
+            "also declare them with the `sluice.pipelines` entry-point group."
+        ),
+    )
+    encoder_threads: int = Field(
+        default=0,
+        ge=0,
+        description="onnxruntime intra-op threads for the encoder; 0 lets onnxruntime choose.",
+    )
+
+    @field_validator("database_url")
+    @classmethod
+    def _empty_url_is_default(cls, value: str | None) -> str | None:
+        return value or None
+
+    def resolved_database_url(self) -> str:
+        """The store URL, with the SQLite default filled in."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.home / 'sluice.db').resolve()}"
+
+    @property
+    def is_postgres(self) -> bool:
+        """True when the store is PostgreSQL."""
+        return self.resolved_database_url().startswith(("postgresql", "postgres://"))
+
+    @property
+    def models_dir(self) -> Path:
+        """Where built model artifacts (e.g. the quantized encoder) are cached."""
+        return self.home / "models"
+
+
+def get_settings() -> Settings:
+    """Settings from the environment (the CLI's entry point; library code takes Settings)."""
+    return Settings()

@@ -1,0 +1,233 @@
+"""The one exception tree of Sluice.
+
+Every error Sluice raises on purpose derives from :class:`SluiceError`. Each carries a
+stable ``code`` (for scripts and API clients), an HTTP ``status``, whether retrying the
+same call can succeed (``retryable``), and a ``hint`` that says what to do next.
+
+```
+SluiceError
+├── ConfigError                      bad settings or pipeline declaration
+├── StoreError                       database unreachable or schema out of date
+├── NotFoundError                    an id that does not exist (404)
+├── IntakeError                      an event that cannot be accepted
+│   ├── EventValidationError           invalid JSON / CloudEvent / payload (422)
+│   └── BackpressureError              queue full, try later (503, retryable)
+├── ExecutionError                   durable runs
+│   ├── StepFailedError                a step failed after its retry policy
+│   ├── StepTimeoutError               a step attempt ran past its timeout (retryable)
+│   └── NonRetryableError              raise it from a step to stop retries at once
+├── ModelError                       model plane
+│   ├── ModelNotFoundError             no such name/version in the registry (404)
+│   ├── ModelIntegrityError            artifact bytes do not match their sha256
+│   └── TrainingError                  training data unusable
+└── ReviewError                      human review
+    ├── TaskStateError                 the task is not in a state that allows this (409)
+    └── DecisionConflictError          the task was already decided (409)
+```
+
+Errors that cross a process boundary (DBOS pickles step errors) define ``__reduce__``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+__all__ = [
+    "BackpressureError",
+    "ConfigError",
+    "DecisionConflictError",
+    "EventValidationError",
+    "ExecutionError",
+    "IntakeError",
+    "ModelError",
+    "ModelIntegrityError",
+    "ModelNotFoundError",
+    "NonRetryableError",
+    "NotFoundError",
+    "ReviewError",
+    "SluiceError",
+    "StepFailedError",
+    "StepTimeoutError",
+    "StoreError",
+    "TaskStateError",
+    "TrainingError",
+]
+
+
+class SluiceError(Exception):
+    """Root of every error Sluice raises on purpose.
+
+    Args:
+        message: What failed, with the ids involved.
+        hint: The next step for the user, if there is a useful one.
+    """
+
+    code: ClassVar[str] = "sluice_error"
+    status: ClassVar[int] = 500
+    retryable: ClassVar[bool] = False
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return f"{self.message} ({self.hint})" if self.hint else self.message
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild, (type(self), self.message, self.hint, self.__dict__))
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-safe description (CLI ``--json`` output and API problem details)."""
+        out: dict[str, Any] = {"code": self.code, "message": self.message}
+        if self.hint:
+            out["hint"] = self.hint
+        return out
+
+
+def _rebuild(cls: type[SluiceError], message: str, hint: str | None, state: dict[str, Any]) -> Any:
+    err = cls.__new__(cls)
+    Exception.__init__(err, message)
+    err.__dict__.update(state)
+    err.message, err.hint = message, hint
+    return err
+
+
+class ConfigError(SluiceError):
+    """Settings or a pipeline declaration are invalid."""
+
+    code = "config_error"
+
+
+class StoreError(SluiceError):
+    """The store cannot be reached or its schema is not at the expected revision."""
+
+    code = "store_error"
+    status = 503
+    retryable = True
+
+
+class NotFoundError(SluiceError):
+    """An item, task, batch or other record does not exist."""
+
+    code = "not_found"
+    status = 404
+
+
+class IntakeError(SluiceError):
+    """An event could not be accepted."""
+
+    code = "intake_error"
+    status = 400
+
+
+class EventValidationError(IntakeError):
+    """The input is not a valid CloudEvent for the target pipeline.
+
+    Args:
+        message: What is wrong.
+        line: 1-based line number in the submitted file, when there is one.
+        field: The offending field (dotted path), when known.
+    """
+
+    code = "invalid_event"
+    status = 422
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        line: int | None = None,
+        field: str | None = None,
+        hint: str | None = None,
+    ) -> None:
+        super().__init__(message, hint=hint)
+        self.line = line
+        self.field = field
+
+    def to_dict(self) -> dict[str, Any]:  # noqa: D102 - documented on the base class
+        out = super().to_dict()
+        if self.line is not None:
+            out["line"] = self.line
+        if self.field is not None:
+            out["field"] = self.field
+        return out
+
+
+class BackpressureError(IntakeError):
+    """The pipeline's queue is full; the same call will succeed once workers catch up."""
+
+    code = "backpressure"
+    status = 503
+    retryable = True
+
+
+class ExecutionError(SluiceError):
+    """A durable run failed."""
+
+    code = "execution_error"
+
+
+class StepFailedError(ExecutionError):
+    """A step failed on every attempt its retry policy allowed."""
+
+    code = "step_failed"
+
+
+class StepTimeoutError(ExecutionError):
+    """One attempt of a step ran past its timeout. Retried like any retryable error."""
+
+    code = "step_timeout"
+    retryable = True
+
+
+class NonRetryableError(ExecutionError):
+    """Raise from a step to fail it at once, without further attempts."""
+
+    code = "non_retryable"
+
+
+class ModelError(SluiceError):
+    """The model plane could not serve a call."""
+
+    code = "model_error"
+
+
+class ModelNotFoundError(ModelError, NotFoundError):
+    """No model with that name (and version) is registered."""
+
+    code = "model_not_found"
+    status = 404
+
+
+class ModelIntegrityError(ModelError):
+    """A model artifact's bytes do not match the sha256 recorded for it."""
+
+    code = "model_integrity"
+
+
+class TrainingError(ModelError):
+    """Training data or parameters are unusable."""
+
+    code = "training_error"
+    status = 422
+
+
+class ReviewError(SluiceError):
+    """Human review could not proceed."""
+
+    code = "review_error"
+
+
+class TaskStateError(ReviewError):
+    """The review task is not in a state that allows the requested change."""
+
+    code = "task_state"
+    status = 409
+
+
+class DecisionConflictError(ReviewError):
+    """The task already has a decision; exactly one decision per task is kept."""
+
+    code = "decision_conflict"
+    status = 409

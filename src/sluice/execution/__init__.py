@@ -1,0 +1,98 @@
+"""The execution plane: durable pipelines of steps, intake, queues and the review gate.
+
+Declare a :class:`Pipeline`, submit CloudEvents with :func:`submit_lines` or
+:func:`submit_events`, and run a :class:`Worker`. DBOS Transact is the engine; it is
+used only inside this package (``engine.py``).
+"""
+
+from sluice.execution.desk import ReviewDesk, set_review_desk
+from sluice.execution.engine import review_workflow_id, send_in_transaction
+from sluice.execution.events import (
+    PRIORITIES,
+    CloudEvent,
+    ParsedLine,
+    parse_event_json,
+    parse_event_obj,
+    parse_jsonl,
+)
+from sluice.execution.intake import (
+    Rejection,
+    list_rejections,
+    retry_rejection,
+    submit_events,
+    submit_lines,
+)
+from sluice.execution.items import (
+    get_item,
+    item_outcomes,
+    list_items,
+    list_outbox,
+    retry_items,
+    step_latencies,
+)
+from sluice.execution.pipeline import (
+    Pipeline,
+    QueueSpec,
+    ReviewSpec,
+    StepContext,
+    StepSpec,
+    get_pipeline,
+    registered_pipelines,
+)
+from sluice.execution.retry import RetryPolicy
+from sluice.execution.types import (
+    Action,
+    Auto,
+    ItemStatus,
+    ItemView,
+    Resolution,
+    Review,
+    StepOutput,
+    SubmitReport,
+    Verdict,
+)
+from sluice.execution.worker import Worker, WorkerStats, queue_counts
+
+__all__ = [
+    "PRIORITIES",
+    "Action",
+    "Auto",
+    "CloudEvent",
+    "ItemStatus",
+    "ItemView",
+    "ParsedLine",
+    "Pipeline",
+    "QueueSpec",
+    "Rejection",
+    "Resolution",
+    "RetryPolicy",
+    "Review",
+    "ReviewDesk",
+    "ReviewSpec",
+    "StepContext",
+    "StepOutput",
+    "StepSpec",
+    "SubmitReport",
+    "Verdict",
+    "Worker",
+    "WorkerStats",
+    "get_item",
+    "get_pipeline",
+    "item_outcomes",
+    "list_items",
+    "list_outbox",
+    "list_rejections",
+    "parse_event_json",
+    "parse_event_obj",
+    "parse_jsonl",
+    "queue_counts",
+    "registered_pipelines",
+    "retry_items",
+    "retry_rejection",
+    "review_workflow_id",
+    "send_in_transaction",
+    "set_review_desk",
+    "step_latencies",
+    "submit_events",
+    "submit_lines",
+]

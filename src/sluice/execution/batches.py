@@ -1,0 +1,144 @@
+"""Forming batches: queued items are claimed, highest priority first, into durable runs.
+
+A worker claims up to ``batch_size`` queued items of one pipeline in one transaction
+(``FOR UPDATE SKIP LOCKED`` on PostgreSQL, so many workers never claim the same item;
+the write lock on SQLite) and records the batch. The batch's durable run is enqueued
+right after; if the process dies between the two, :func:`unstarted_batches` finds the
+batch again and the enqueue is repeated under the same run id (a no-op if it happened).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlalchemy import func, select, update
+
+from sluice.execution.tables import batches, work_items
+from sluice.store import Store, new_id, utcnow
+
+__all__ = [
+    "Batch",
+    "abandon_batch",
+    "claim_batch",
+    "finish_batch",
+    "mark_enqueued",
+    "open_batch_count",
+    "unstarted_batches",
+]
+
+
+@dataclass(frozen=True)
+class Batch:
+    """A claimed set of items that runs as one durable workflow."""
+
+    id: str
+    pipeline: str
+    workflow_id: str
+    size: int
+    priority: int
+
+
+def workflow_id_for(batch_id: str) -> str:
+    """The durable run id of a batch (stable, so enqueueing twice is harmless)."""
+    return f"sluice-batch-{batch_id}"
+
+
+def claim_batch(store: Store, pipeline: str, size: int, executor_id: str) -> Batch | None:
+    """Claim up to ``size`` queued items of ``pipeline`` into a new batch, or None."""
+    batch_id = new_id("bat")
+    now = utcnow()
+    with store.begin() as conn:
+        candidates = (
+            select(work_items.c.id)
+            .where(work_items.c.pipeline == pipeline, work_items.c.status == "queued")
+            .order_by(work_items.c.priority, work_items.c.created_at, work_items.c.id)
+            .limit(size)
+        )
+        if store.dialect == "postgresql":
+            candidates = candidates.with_for_update(skip_locked=True)
+        ids = list(conn.execute(candidates).scalars())
+        if not ids:
+            return None
+        conn.execute(
+            update(work_items)
+            .where(work_items.c.id.in_(ids), work_items.c.status == "queued")
+            .values(status="running", batch_id=batch_id, started_at=now, updated_at=now)
+        )
+        priority = conn.execute(
+            select(func.min(work_items.c.priority)).where(work_items.c.id.in_(ids))
+        ).scalar_one()
+        batch = Batch(batch_id, pipeline, workflow_id_for(batch_id), len(ids), int(priority))
+        conn.execute(
+            batches.insert().values(
+                id=batch.id,
+                pipeline=pipeline,
+                workflow_id=batch.workflow_id,
+                status="formed",
+                size=batch.size,
+                priority=batch.priority,
+                executor_id=executor_id,
+                created_at=now,
+            )
+        )
+    return batch
+
+
+def mark_enqueued(store: Store, batch_id: str) -> None:
+    """Record that the batch's durable run exists."""
+    with store.begin() as conn:
+        conn.execute(
+            update(batches)
+            .where(batches.c.id == batch_id, batches.c.status == "formed")
+            .values(status="enqueued")
+        )
+
+
+def finish_batch(store: Store, batch_id: str) -> None:
+    """Record that the batch's run finished (every item settled or parked)."""
+    with store.begin() as conn:
+        conn.execute(
+            update(batches)
+            .where(batches.c.id == batch_id)
+            .values(status="done", finished_at=utcnow())
+        )
+
+
+def abandon_batch(store: Store, batch_id: str, error_type: str, error: str) -> int:
+    """Fail the batch's unsettled items with ``error`` and close the batch."""
+    now = utcnow()
+    with store.begin() as conn:
+        failed = conn.execute(
+            update(work_items)
+            .where(work_items.c.batch_id == batch_id, work_items.c.status == "running")
+            .values(
+                status="failed",
+                error_type=error_type,
+                error=error,
+                completed_at=now,
+                updated_at=now,
+            )
+        ).rowcount
+        conn.execute(
+            update(batches).where(batches.c.id == batch_id).values(status="done", finished_at=now)
+        )
+    return int(failed)
+
+
+def unstarted_batches(store: Store, *, older_than_s: float = 5.0) -> list[Batch]:
+    """Batches formed but not recorded as enqueued for a while (a crash in between)."""
+    cutoff = utcnow() - timedelta(seconds=older_than_s)
+    with store.read() as conn:
+        rows = conn.execute(
+            select(batches).where(batches.c.status == "formed", batches.c.created_at < cutoff)
+        ).all()
+    return [Batch(r.id, r.pipeline, r.workflow_id, r.size, r.priority) for r in rows]
+
+
+def open_batch_count(store: Store, pipeline: str | None = None) -> int:
+    """Batches not finished yet (formed or enqueued)."""
+    query = select(func.count()).select_from(batches).where(batches.c.status != "done")
+    if pipeline:
+        query = query.where(batches.c.pipeline == pipeline)
+    with store.read() as conn:
+        return int(conn.execute(query).scalar_one())

@@ -1,0 +1,180 @@
+"""Reading items, their step runs and the outbox; putting failed items back in the queue."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import select, update
+
+from sluice.errors import NotFoundError, TaskStateError
+from sluice.execution.tables import outbox, step_runs, work_items
+from sluice.store import Store, utcnow
+
+__all__ = [
+    "get_item",
+    "item_outcomes",
+    "list_items",
+    "list_outbox",
+    "retry_items",
+    "step_latencies",
+]
+
+_ITEM_SUMMARY = [
+    work_items.c.id,
+    work_items.c.pipeline,
+    work_items.c.source,
+    work_items.c.event_id,
+    work_items.c.status,
+    work_items.c.priority,
+    work_items.c.result,
+    work_items.c.error_type,
+    work_items.c.error,
+    work_items.c.created_at,
+    work_items.c.completed_at,
+]
+
+
+def _iso(value: Any) -> Any:
+    return value.isoformat() if hasattr(value, "isoformat") else value
+
+
+def _row_dict(row: Any) -> dict[str, Any]:
+    return {k: _iso(v) for k, v in row._mapping.items()}
+
+
+def list_items(
+    store: Store,
+    *,
+    pipeline: str | None = None,
+    status: str | None = None,
+    limit: int = 50,
+    offset: int = 0,
+) -> list[dict[str, Any]]:
+    """Items, newest first, optionally filtered by pipeline and status."""
+    query = select(*_ITEM_SUMMARY).order_by(work_items.c.created_at.desc(), work_items.c.id.desc())
+    if pipeline:
+        query = query.where(work_items.c.pipeline == pipeline)
+    if status:
+        query = query.where(work_items.c.status == status)
+    with store.read() as conn:
+        return [_row_dict(r) for r in conn.execute(query.limit(limit).offset(offset))]
+
+
+def get_item(store: Store, item_id: str) -> dict[str, Any]:
+    """The whole record of an item: the event, its state, every step run, its outbox row.
+
+    Raises:
+        NotFoundError: No such item.
+    """
+    with store.read() as conn:
+        row = conn.execute(select(work_items).where(work_items.c.id == item_id)).one_or_none()
+        if row is None:
+            raise NotFoundError(f"no item {item_id!r}", hint="list items with `sluice items list`")
+        runs = conn.execute(
+            select(step_runs)
+            .where(step_runs.c.item_id == item_id)
+            .order_by(step_runs.c.started_at, step_runs.c.attempt)
+        ).all()
+        action = conn.execute(select(outbox).where(outbox.c.item_id == item_id)).one_or_none()
+    item = _row_dict(row)
+    item["event"] = {
+        "specversion": "1.0",
+        "id": item.pop("event_id"),
+        "source": item.pop("source"),
+        "type": item.pop("type"),
+        "subject": item.pop("subject"),
+        "time": item.pop("event_time"),
+        "datacontenttype": item.pop("datacontenttype"),
+        "data": item.pop("data"),
+        **(item.pop("extensions") or {}),
+    }
+    item["steps"] = [_row_dict(r) for r in runs]
+    item["outbox"] = _row_dict(action) if action else None
+    return item
+
+
+def list_outbox(
+    store: Store, *, pipeline: str | None = None, limit: int = 50, offset: int = 0
+) -> list[dict[str, Any]]:
+    """Outbox records, newest first."""
+    query = select(outbox).order_by(outbox.c.created_at.desc(), outbox.c.id.desc())
+    if pipeline:
+        query = query.where(outbox.c.pipeline == pipeline)
+    with store.read() as conn:
+        return [_row_dict(r) for r in conn.execute(query.limit(limit).offset(offset))]
+
+
+def retry_items(store: Store, item_ids: Sequence[str]) -> list[str]:
+    """Put failed items back in the queue. Steps they completed are not run again.
+
+    Raises:
+        NotFoundError: An id does not exist.
+        TaskStateError: An item is not ``failed``.
+    """
+    with store.begin() as conn:
+        rows = {
+            r.id: r.status
+            for r in conn.execute(
+                select(work_items.c.id, work_items.c.status).where(work_items.c.id.in_(item_ids))
+            )
+        }
+        for item_id in item_ids:
+            if item_id not in rows:
+                raise NotFoundError(f"no item {item_id!r}")
+            if rows[item_id] != "failed":
+                raise TaskStateError(
+                    f"item {item_id} is {rows[item_id]}, only failed items can be retried"
+                )
+        conn.execute(
+            update(work_items)
+            .where(work_items.c.id.in_(item_ids))
+            .values(
+                status="queued",
+                batch_id=None,
+                error=None,
+                error_type=None,
+                completed_at=None,
+                updated_at=utcnow(),
+            )
+        )
+    return list(item_ids)
+
+
+def item_outcomes(store: Store, *, source: str) -> list[dict[str, Any]]:
+    """Every item of one event source with its status, result, timing and outbox payload."""
+    query = (
+        select(
+            work_items.c.id,
+            work_items.c.event_id,
+            work_items.c.status,
+            work_items.c.result,
+            work_items.c.error_type,
+            work_items.c.created_at,
+            work_items.c.completed_at,
+            outbox.c.payload,
+            outbox.c.decided_by,
+        )
+        .select_from(work_items.outerjoin(outbox, outbox.c.item_id == work_items.c.id))
+        .where(work_items.c.source == source)
+    )
+    with store.read() as conn:
+        return [dict(r._mapping) for r in conn.execute(query)]
+
+
+def step_latencies(store: Store, *, source: str) -> dict[str, list[float]]:
+    """Latency (ms) of every completed step run of one source's items, by step.
+
+    A batch step records the batch's latency on each of its items, so these are the
+    latencies an item saw, not the cost per item.
+    """
+    query = (
+        select(step_runs.c.step, step_runs.c.latency_ms)
+        .join(work_items, work_items.c.id == step_runs.c.item_id)
+        .where(work_items.c.source == source, step_runs.c.status == "completed")
+    )
+    out: dict[str, list[float]] = {}
+    with store.read() as conn:
+        for step, latency in conn.execute(query):
+            out.setdefault(step, []).append(float(latency))
+    return out

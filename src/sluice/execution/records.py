@@ -1,0 +1,115 @@
+"""Reading and writing the per-item records of a run: item views and step runs.
+
+A *step run* is the lineage row of one step for one item: attempt, timing, input hash,
+output, model name and version, cost, error. Completed step runs are also what makes a
+step run at most once per item: a (re)started step skips items that already have one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from sluice.execution.tables import step_runs, work_items
+from sluice.execution.types import ItemView
+from sluice.store import Store, new_id
+
+__all__ = ["StepRecord", "input_hash", "insert_ignore", "load_views", "write_step_runs"]
+
+
+def insert_ignore(store: Store, table: Any) -> Any:
+    """``INSERT ... ON CONFLICT DO NOTHING`` for the store's dialect."""
+    return (pg_insert if store.dialect == "postgresql" else sqlite_insert)(table)
+
+
+def canonical_json(value: Any) -> str:
+    """JSON with sorted keys and no spaces: equal values give equal text (and hashes)."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def input_hash(item: ItemView) -> str:
+    """Hash of what a step sees of an item: its data and the outputs before it."""
+    payload = {"data": item.data, "outputs": item.outputs}
+    return hashlib.sha256(canonical_json(payload).encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class StepRecord:
+    """One row to write into ``step_runs``."""
+
+    item_id: str
+    step: str
+    attempt: int
+    status: str
+    started_at: datetime
+    finished_at: datetime
+    latency_ms: float
+    input_hash: str
+    output: Mapping[str, Any] | None = None
+    batch_id: str | None = None
+    batch_size: int = 1
+    model_name: str | None = None
+    model_version: str | None = None
+    cost: float = 0.0
+    error_type: str | None = None
+    error: str | None = None
+    executor_id: str | None = None
+
+
+def write_step_runs(store: Store, conn: Connection, records: Iterable[StepRecord]) -> None:
+    """Insert step runs; a second *completed* run of the same item and step is ignored."""
+    rows = [{"id": new_id("run"), **r.__dict__} for r in records]
+    if rows:
+        conn.execute(insert_ignore(store, step_runs).values(rows).on_conflict_do_nothing())
+
+
+def load_views(
+    conn: Connection,
+    *,
+    batch_id: str | None = None,
+    item_ids: Sequence[str] | None = None,
+    status: str | None = "running",
+) -> list[ItemView]:
+    """Items of a batch (or given ids) with the outputs of their completed steps."""
+    query = select(work_items).order_by(work_items.c.priority, work_items.c.created_at)
+    if batch_id is not None:
+        query = query.where(work_items.c.batch_id == batch_id)
+    if item_ids is not None:
+        query = query.where(work_items.c.id.in_(list(item_ids)))
+    if status is not None:
+        query = query.where(work_items.c.status == status)
+    rows = conn.execute(query).all()
+    outputs: dict[str, dict[str, Any]] = defaultdict(dict)
+    ids = [r.id for r in rows]
+    for start in range(0, len(ids), 500):
+        for run in conn.execute(
+            select(step_runs.c.item_id, step_runs.c.step, step_runs.c.output).where(
+                step_runs.c.item_id.in_(ids[start : start + 500]),
+                step_runs.c.status == "completed",
+            )
+        ):
+            outputs[run.item_id][run.step] = run.output or {}
+    return [
+        ItemView(
+            id=r.id,
+            pipeline=r.pipeline,
+            source=r.source,
+            event_id=r.event_id,
+            type=r.type,
+            subject=r.subject,
+            data=r.data,
+            priority=r.priority,
+            created_at=r.created_at,
+            outputs=dict(outputs[r.id]),
+        )
+        for r in rows
+    ]

@@ -1,0 +1,166 @@
+"""The worker loop: form batches from queued items and let the engine run them.
+
+Many workers (processes, hosts) may run at once against one PostgreSQL store: each
+claims distinct items, and the engine's queue spreads batch runs over all of them. On
+SQLite, one machine's workers share the file.
+
+Example:
+    >>> worker = Worker(settings, store, [triage])  # doctest: +SKIP
+    >>> worker.run(drain=True)  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import func, select
+
+from sluice.config import Settings
+from sluice.errors import ConfigError
+from sluice.execution import batches as batch_store
+from sluice.execution.engine import Engine
+from sluice.execution.pipeline import Pipeline
+from sluice.execution.tables import work_items
+from sluice.store import Store
+
+__all__ = ["Worker", "WorkerStats", "queue_counts"]
+
+log = logging.getLogger("sluice.execution")
+
+_RECONCILE_EVERY_S = 5.0
+
+
+@dataclass
+class WorkerStats:
+    """What a worker did while it ran."""
+
+    batches: int = 0
+    items: int = 0
+    seconds: float = 0.0
+
+
+def queue_counts(
+    store: Store, pipeline: str | None = None, *, source: str | None = None
+) -> dict[str, int]:
+    """Number of items per status, optionally of one pipeline and one event source."""
+    query = select(work_items.c.status, func.count()).group_by(work_items.c.status)
+    if pipeline:
+        query = query.where(work_items.c.pipeline == pipeline)
+    if source:
+        query = query.where(work_items.c.source == source)
+    with store.read() as conn:
+        return {status: int(n) for status, n in conn.execute(query)}
+
+
+class Worker:
+    """Runs pipelines durably until stopped (or, with ``drain``, until no work is left).
+
+    Args:
+        settings: Runtime settings (executor id, batch size, polling interval).
+        store: The store.
+        pipelines: Pipelines this worker serves.
+        concurrency: Batches of each pipeline this worker runs at once (default: the
+            pipeline's ``QueueSpec.worker_concurrency``).
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        pipelines: Sequence[Pipeline],
+        *,
+        concurrency: int | None = None,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.pipelines = list(pipelines)
+        if concurrency is not None and concurrency < 1:
+            raise ConfigError(f"concurrency must be >= 1, got {concurrency}")
+        self.concurrency = concurrency
+        self.engine = Engine(settings, store)
+        self.stats = WorkerStats()
+
+    def run(
+        self,
+        *,
+        drain: bool = False,
+        stop: threading.Event | None = None,
+        on_tick: Callable[[dict[str, int]], None] | None = None,
+    ) -> WorkerStats:
+        """Serve until ``stop`` is set, or until drained when ``drain`` is true.
+
+        Drained means: no queued item and no unfinished batch of this worker's pipelines.
+        Items waiting for review do not count; their runs stay parked in the store and
+        resume in whichever worker receives the decision's wake-up after a restart.
+        """
+        stop = stop or threading.Event()
+        started = time.monotonic()
+        self.engine.launch()
+        try:
+            for pipeline in self.pipelines:
+                pipeline.check()
+                self.engine.queue_for(pipeline, worker_concurrency=self._concurrency(pipeline))
+                self.engine.context(pipeline.name)  # load models now: fail fast, not mid-run
+            last_reconcile = 0.0
+            while not stop.is_set():
+                formed = sum(self._form_batches(p) for p in self.pipelines)
+                now = time.monotonic()
+                if now - last_reconcile > _RECONCILE_EVERY_S:
+                    self._reenqueue_stranded()
+                    last_reconcile = now
+                if on_tick is not None:
+                    on_tick(self._counts())
+                if drain and formed == 0 and self._drained():
+                    break
+                if formed == 0:
+                    stop.wait(self.settings.poll_interval_seconds)
+        finally:
+            self.engine.shutdown()
+            self.stats.seconds = time.monotonic() - started
+        return self.stats
+
+    def _form_batches(self, pipeline: Pipeline) -> int:
+        size = pipeline.batch_size or self.settings.batch_size
+        ahead = pipeline.queue.max_pending_batches * self._concurrency(pipeline)
+        formed = 0
+        while self.engine.pending_runs(pipeline) < ahead:
+            batch = batch_store.claim_batch(
+                self.store, pipeline.name, size, self.settings.executor_id
+            )
+            if batch is None:
+                break
+            self.engine.enqueue_batch(pipeline, batch)
+            formed += 1
+            self.stats.batches += 1
+            self.stats.items += batch.size
+        return formed
+
+    def _concurrency(self, pipeline: Pipeline) -> int:
+        return self.concurrency or pipeline.queue.worker_concurrency
+
+    def _reenqueue_stranded(self) -> None:
+        names = {p.name: p for p in self.pipelines}
+        for batch in batch_store.unstarted_batches(self.store):
+            if batch.pipeline in names:
+                log.warning("re-enqueueing batch %s formed before a crash", batch.id)
+                self.engine.enqueue_batch(names[batch.pipeline], batch)
+
+    def _counts(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for pipeline in self.pipelines:
+            for status, n in queue_counts(self.store, pipeline.name).items():
+                counts[status] = counts.get(status, 0) + n
+        return counts
+
+    def _drained(self) -> bool:
+        for pipeline in self.pipelines:
+            counts = queue_counts(self.store, pipeline.name)
+            if counts.get("queued", 0) or counts.get("running", 0):
+                return False
+            if batch_store.open_batch_count(self.store, pipeline.name):
+                return False
+        return True

@@ -1,0 +1,11 @@
+"""The support-triage reference pipeline (see :mod:`.pipeline`)."""
+
+from sluice.pipelines.support_triage.pipeline import (
+    MODEL_NAME,
+    SupportMessage,
+    TriageResources,
+    sample_path,
+    triage,
+)
+
+__all__ = ["MODEL_NAME", "SupportMessage", "TriageResources", "sample_path", "triage"]

@@ -1,0 +1,51 @@
+"""Tables owned by the review plane: review tasks and the decisions on them."""
+
+from __future__ import annotations
+
+from sqlalchemy import Column, Float, Index, Integer, String, Table, Text, UniqueConstraint
+
+from sluice.store import JSONType, UTCDateTime, metadata
+
+__all__ = ["decisions", "review_tasks"]
+
+review_tasks = Table(
+    "review_tasks",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("item_id", String(40), nullable=False),
+    Column("pipeline", String(100), nullable=False),
+    Column("kind", String(20), nullable=False),  # gate (the item waits) | audit (sampled)
+    Column("queue", String(100), nullable=False),
+    Column("priority", Integer, nullable=False),
+    # open -> claimed -> decided; open/claimed -> escalated -> expired
+    Column("state", String(20), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("proposal", JSONType, nullable=False),
+    Column("workflow_id", String(100)),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("due_at", UTCDateTime(), nullable=False),
+    Column("escalated_at", UTCDateTime()),
+    Column("claimed_by", String(200)),
+    Column("claimed_at", UTCDateTime()),
+    Column("lease_until", UTCDateTime()),
+    Column("decided_at", UTCDateTime()),
+    UniqueConstraint("item_id", "kind"),
+    Index("ix_review_tasks_queue", "state", "queue", "priority", "created_at"),
+)
+
+decisions = Table(
+    "decisions",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    # One decision per task: a second reviewer's click is refused by this key.
+    Column("task_id", String(40), nullable=False, unique=True),
+    Column("item_id", String(40), nullable=False),
+    Column("reviewer", String(200), nullable=False),
+    Column("outcome", String(20), nullable=False),  # approve | correct | reject
+    Column("label", String(200)),
+    Column("reason", Text),
+    Column("decided_at", UTCDateTime(), nullable=False),
+    Column("seconds_to_decide", Float),
+    Column("applied_at", UTCDateTime()),
+    Index("ix_decisions_item", "item_id"),
+)
