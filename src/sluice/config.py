@@ -93,6 +93,10 @@ class Settings(BaseSettings):
         lt=1.0,
         description="Precision the confidence gate must reach on auto-handled items.",
     )
+    model_cache: Path | None = Field(
+        default=None,
+        description="Cache of built model artifacts. Default: `models/` under `home`.",
+    )
     pipeline_modules: list[str] = Field(
         default_factory=list,
         description=(
@@ -104,7 +108,7 @@ class Settings(BaseSettings):
     encoder_threads: int = Field(
         default=0,
         ge=0,
-        description="onnxruntime intra-op threads for the encoder; 0 lets onnxruntime choose.",
+        description="Texts the encoder runs at once, one thread each; 0 means one per CPU core.",
     )
 
     @field_validator("database_url")
@@ -126,7 +130,7 @@ class Settings(BaseSettings):
     @property
     def models_dir(self) -> Path:
         """Where built model artifacts (e.g. the quantized encoder) are cached."""
-        return self.home / "models"
+        return self.model_cache or self.home / "models"
 
 
 def get_settings() -> Settings:

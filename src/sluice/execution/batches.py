@@ -24,6 +24,7 @@ __all__ = [
     "finish_batch",
     "mark_enqueued",
     "open_batch_count",
+    "reviews_opened",
     "unstarted_batches",
 ]
 
@@ -94,13 +95,27 @@ def mark_enqueued(store: Store, batch_id: str) -> None:
         )
 
 
-def finish_batch(store: Store, batch_id: str) -> None:
-    """Record that the batch's run finished (every item settled or parked)."""
+def finish_batch(store: Store, batch_id: str, *, reviews_pending: bool = False) -> None:
+    """Record that the batch's run finished: every item settled or parked.
+
+    With ``reviews_pending`` the batch is ``settled`` until its review wait has opened
+    the review tasks (:func:`reviews_opened`), then ``done``.
+    """
     with store.begin() as conn:
         conn.execute(
             update(batches)
             .where(batches.c.id == batch_id)
-            .values(status="done", finished_at=utcnow())
+            .values(status="settled" if reviews_pending else "done", finished_at=utcnow())
+        )
+
+
+def reviews_opened(store: Store, batch_id: str) -> None:
+    """Record that the review tasks of the batch's parked items exist."""
+    with store.begin() as conn:
+        conn.execute(
+            update(batches)
+            .where(batches.c.id == batch_id, batches.c.status == "settled")
+            .values(status="done")
         )
 
 
@@ -136,7 +151,7 @@ def unstarted_batches(store: Store, *, older_than_s: float = 5.0) -> list[Batch]
 
 
 def open_batch_count(store: Store, pipeline: str | None = None) -> int:
-    """Batches not finished yet (formed or enqueued)."""
+    """Batches not finished yet (formed, enqueued, or settled with review tasks to open)."""
     query = select(func.count()).select_from(batches).where(batches.c.status != "done")
     if pipeline:
         query = query.where(batches.c.pipeline == pipeline)

@@ -133,7 +133,9 @@ class Engine:
             # On SQLite every waiting review run costs one query per poll; on PostgreSQL
             # LISTEN/NOTIFY wakes waits at once and this is only a fallback.
             "notification_listener_polling_interval_sec": self.settings.poll_interval_seconds,
-            "log_level": "WARNING",
+            # DBOS warns about every review wait it cancels at shutdown; they stay
+            # pending and resume at the next launch, which is the design, not a problem.
+            "log_level": "ERROR",
         }
         if self.store.dialect == "sqlite":
             config["db_engine_kwargs"] = {"creator": _sqlite_creator(self.store)}
@@ -279,8 +281,8 @@ def _settle(pipeline_name: str, batch_id: str) -> list[str]:
 
 
 @DBOS.step(name="sluice.batch.finish", **_INFRA_RETRY)
-def _finish(batch_id: str) -> None:
-    batch_store.finish_batch(current_engine().store, batch_id)
+def _finish(batch_id: str, reviews_pending: bool) -> None:
+    batch_store.finish_batch(current_engine().store, batch_id, reviews_pending=reviews_pending)
 
 
 @DBOS.step(name="sluice.batch.abandon", **_INFRA_RETRY)
@@ -309,7 +311,7 @@ def run_batch(pipeline_name: str, batch_id: str) -> dict[str, Any]:
         # recorded as failed when the process shuts down, a queued one stays pending.
         with SetWorkflowID(review_workflow_id(batch_id)):
             DBOS.enqueue_workflow(REVIEW_QUEUE, review_wait, pipeline_name, batch_id)
-    _finish(batch_id)
+    _finish(batch_id, bool(parked))
     return {"steps": steps, "parked": len(parked)}
 
 
@@ -336,6 +338,7 @@ def _open_tasks_sync(pipeline_name: str, batch_id: str) -> dict[str, Any]:
                 due_at=due,
             )
             tasks[task_id] = view.id
+    batch_store.reviews_opened(engine.store, batch_id)
     return {
         "tasks": tasks,
         "due": due.timestamp(),

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -24,6 +25,8 @@ from sluice.execution.types import ItemView
 from sluice.store import Store, new_id
 
 __all__ = ["StepRecord", "input_hash", "insert_ignore", "load_views", "write_step_runs"]
+
+log = logging.getLogger("sluice.execution")
 
 
 def insert_ignore(store: Store, table: Any) -> Any:
@@ -65,11 +68,29 @@ class StepRecord:
     executor_id: str | None = None
 
 
-def write_step_runs(store: Store, conn: Connection, records: Iterable[StepRecord]) -> None:
-    """Insert step runs; a second *completed* run of the same item and step is ignored."""
+def write_step_runs(store: Store, conn: Connection, records: Iterable[StepRecord]) -> int:
+    """Insert step runs. Returns how many *completed* runs were duplicates.
+
+    A second completed run of the same item and step cannot happen by design (a step
+    skips items that completed it); if it ever does, the earlier result stands, the later
+    one is kept as a ``duplicate`` row for the lineage, and a warning is logged.
+    """
     rows = [{"id": new_id("run"), **r.__dict__} for r in records]
-    if rows:
-        conn.execute(insert_ignore(store, step_runs).values(rows).on_conflict_do_nothing())
+    if not rows:
+        return 0
+    inserted = set(
+        conn.execute(
+            insert_ignore(store, step_runs).values(rows).on_conflict_do_nothing()
+            .returning(step_runs.c.id)
+        ).scalars()
+    )
+    duplicates = [r | {"status": "duplicate"} for r in rows if r["id"] not in inserted]
+    if duplicates:
+        log.warning("%d completed step runs repeated an earlier completion (kept as "
+                    "'duplicate'): %s", len(duplicates),
+                    ", ".join(f"{d['item_id']}/{d['step']}" for d in duplicates[:5]))
+        conn.execute(step_runs.insert().values(duplicates))
+    return len(duplicates)
 
 
 def load_views(

@@ -58,7 +58,8 @@ batches = Table(
     Column("id", String(40), primary_key=True),
     Column("pipeline", String(100), nullable=False),
     Column("workflow_id", String(100), nullable=False, unique=True),
-    # formed -> enqueued -> done. A batch stuck in "formed" is re-enqueued by a worker.
+    # formed -> enqueued -> done, via "settled" while the review tasks of its parked
+    # items are being opened. A batch stuck in "formed" is re-enqueued by a worker.
     Column("status", String(20), nullable=False),
     Column("size", Integer, nullable=False),
     Column("priority", Integer, nullable=False),
@@ -76,7 +77,7 @@ step_runs = Table(
     Column("batch_id", String(40)),
     Column("step", String(100), nullable=False),
     Column("attempt", Integer, nullable=False),
-    Column("status", String(20), nullable=False),  # completed | failed
+    Column("status", String(20), nullable=False),  # completed | failed | duplicate
     Column("started_at", UTCDateTime(), nullable=False),
     Column("finished_at", UTCDateTime(), nullable=False),
     Column("latency_ms", Float, nullable=False),

@@ -72,7 +72,7 @@ class LinearHead:
         order = np.argsort(-probs, axis=1)[:, :top]
         out = []
         for row, idx in zip(probs, order, strict=True):
-            ranked = [(self.labels[i], round(float(row[i]), 6)) for i in idx]
+            ranked = [(self.labels[i], float(row[i])) for i in idx]
             out.append(Prediction(ranked[0][0], ranked[0][1], tuple(ranked[1:])))
         return out
 
@@ -159,7 +159,8 @@ def choose_threshold(confidence: Floats, correct: npt.NDArray[np.bool_], target:
     ok = np.nonzero((precision >= target) & group_end)[0]
     if len(ok) == 0:
         return 1.01  # above every probability: automate nothing
-    return round(float(ranked[ok[-1]]), 6)
+    # Not rounded: a threshold rounded up would exclude the very item that set it.
+    return float(ranked[ok[-1]])
 
 
 def _check_labels(labels: Sequence[str]) -> None:

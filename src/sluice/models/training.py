@@ -168,7 +168,7 @@ def train_classifier(
     )
     oof_pred = [classes[i] for i in oof.argmax(axis=1)]
     calibration = Calibration(
-        confidence=np.round(oof.max(axis=1), 6).astype(np.float32),
+        confidence=oof.max(axis=1).astype(np.float32),
         correct=np.array([p == g for p, g in zip(oof_pred, data.labels, strict=True)]),
     )
     if progress:

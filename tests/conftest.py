@@ -1,0 +1,130 @@
+"""Shared fixtures: a fresh store per test on SQLite and on PostgreSQL, a trained model.
+
+Why a fresh database per test: DBOS keeps its tables in the store's database, and a
+durable engine left over from one test must never see another test's runs. SQLite gets a
+new file under ``tmp_path``; PostgreSQL a new database on the server named by
+``SLUICE_TEST_POSTGRES_URL`` (default ``postgresql://postgres@127.0.0.1:5432/test``),
+dropped afterwards.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+
+TESTS = Path(__file__).parent
+sys.path.insert(0, str(TESTS))  # helpers and the toy pipelines used by execution tests
+
+from helpers import make_settings
+from sluice.config import Settings
+
+POSTGRES_URL = os.environ.get(
+    "SLUICE_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
+)
+
+
+@pytest.fixture(autouse=True)
+def _clean_environ(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests pass configuration explicitly; stray SLUICE_* variables must not leak in."""
+    for key in list(os.environ):
+        if key.startswith("SLUICE_") and key != "SLUICE_TEST_POSTGRES_URL":
+            monkeypatch.delenv(key)
+
+
+@pytest.fixture(scope="session")
+def model_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One encoder build per test session (it takes a few seconds)."""
+    return tmp_path_factory.mktemp("model-cache")
+
+
+def _postgres_database() -> Iterator[str]:
+    name = f"sluice_t_{uuid.uuid4().hex[:12]}"
+    try:
+        admin = psycopg.connect(POSTGRES_URL, autocommit=True)
+    except psycopg.OperationalError as exc:  # pragma: no cover - depends on the machine
+        pytest.fail(f"PostgreSQL not reachable at {POSTGRES_URL}: {exc}")
+    with admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    base = POSTGRES_URL.rsplit("/", 1)[0]
+    try:
+        yield f"{base}/{name}"
+    finally:
+        with psycopg.connect(POSTGRES_URL, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def backend(request: pytest.FixtureRequest) -> str:
+    """Runs the test once per store backend."""
+    return str(request.param)
+
+
+@pytest.fixture
+def database_url(backend: str, tmp_path: Path) -> Iterator[str | None]:
+    """None (the SQLite default under the test's home) or a fresh PostgreSQL database."""
+    if backend == "sqlite":
+        yield None
+    else:
+        yield from _postgres_database()
+
+
+@pytest.fixture
+def settings(tmp_path: Path, database_url: str | None, model_cache: Path) -> Settings:
+    """Settings for a fresh store on the test's backend."""
+    return make_settings(tmp_path / "home", database_url, model_cache)
+
+
+@pytest.fixture
+def sqlite_settings(tmp_path: Path, model_cache: Path) -> Settings:
+    """Settings for a fresh SQLite store, for tests that do not depend on the backend."""
+    return make_settings(tmp_path / "home", None, model_cache)
+
+
+@pytest.fixture
+def runtime(settings: Settings) -> Iterator[Any]:
+    """A runtime (store migrated, pipelines declared, review desk plugged in)."""
+    from sluice.runtime import Runtime
+
+    rt = Runtime(settings)
+    try:
+        yield rt
+    finally:
+        rt.close()
+
+
+@pytest.fixture(scope="session")
+def trained_intent_model(tmp_path_factory: pytest.TempPathFactory, model_cache: Path) -> Any:
+    """The support-intent classifier trained once per session on the shipped sample.
+
+    Returns the artifact bytes and card; :func:`install_model` registers them in a
+    test's own store in milliseconds.
+    """
+    from sluice.models import read_labelled_csv, train_classifier
+    from sluice.pipelines.support_triage import MODEL_NAME, sample_path
+    from sluice.runtime import Runtime
+
+    home = tmp_path_factory.mktemp("train-home")
+    with Runtime(make_settings(home, None, model_cache)) as rt:
+        record = train_classifier(
+            rt.settings, rt.models, MODEL_NAME, read_labelled_csv(sample_path("train.csv"))
+        )
+        blob = rt.models.artifact_path(record.name, record.version).read_bytes()
+    return {"name": record.name, "artifact": blob, "card": dict(record.card)}
+
+
+@pytest.fixture
+def intent_model(runtime: Any, trained_intent_model: dict[str, Any]) -> Any:
+    """The session's trained classifier, registered as production in this test's store."""
+    return runtime.models.register(
+        trained_intent_model["name"],
+        "classifier",
+        trained_intent_model["artifact"],
+        trained_intent_model["card"],
+    )

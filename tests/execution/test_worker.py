@@ -1,0 +1,153 @@
+"""Durable runs end to end in one process: batches, the gate, the outbox, review waits."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+
+from sluice.execution import get_item, get_pipeline, parse_jsonl, queue_counts, submit_lines
+from sluice.execution.tables import outbox, step_runs
+from sluice.review import decide, list_tasks
+
+
+@pytest.fixture(autouse=True)
+def _toys() -> None:
+    import toy_pipelines  # noqa: F401
+
+
+def submit(runtime: Any, texts: list[str], pipeline: str = "toy-echo") -> list[str]:
+    lines = [
+        json.dumps(
+            {"specversion": "1.0", "id": f"e{i}", "source": "w", "type": "t", "data": {"text": t}}
+        )
+        for i, t in enumerate(texts)
+    ]
+    report = submit_lines(
+        runtime.store, get_pipeline(pipeline), parse_jsonl(lines, max_bytes=10_000), origin="t"
+    )
+    return [item_id for _, item_id in report.accepted]
+
+
+def run_until(
+    runtime: Any,
+    done: Callable[[], bool],
+    timeout: float = 30.0,
+    pipelines: list[str] | None = None,
+) -> None:
+    """Run a worker until ``done()`` holds, then stop it."""
+    stop = threading.Event()
+    worker = runtime.worker(pipelines or ["toy-echo"])
+    thread = threading.Thread(target=worker.run, kwargs={"stop": stop})
+    thread.start()
+    deadline = time.monotonic() + timeout
+    try:
+        while not done():
+            assert time.monotonic() < deadline, "timed out waiting for the worker"
+            time.sleep(0.05)
+    finally:
+        stop.set()
+        thread.join(30)
+
+
+def outbox_count(runtime: Any) -> int:
+    with runtime.store.read() as conn:
+        return int(conn.execute(select(func.count()).select_from(outbox)).scalar_one())
+
+
+def test_items_are_settled_or_parked_and_each_action_is_written_once(runtime: Any) -> None:
+    texts = [f"msg {i}" + (" review" if i % 4 == 0 else "") for i in range(40)]
+    ids = submit(runtime, texts)
+    runtime.worker(["toy-echo"]).run(drain=True)
+    assert queue_counts(runtime.store) == {"completed": 30, "waiting_review": 10}
+    assert outbox_count(runtime) == 30
+    item = get_item(runtime.store, ids[1])
+    assert [s["step"] for s in item["steps"]] == ["shout", "gate", "action"]
+    assert item["outbox"]["payload"] == {"label": "MSG 1", "by": "auto"}
+    assert item["result"]["decided_by"] == "auto"
+    with runtime.store.read() as conn:
+        batch_sizes = set(
+            conn.execute(
+                select(step_runs.c.batch_size).where(step_runs.c.step == "shout")
+            ).scalars()
+        )
+    assert max(batch_sizes) > 1, "items ran in batches"
+    tasks = list_tasks(runtime.store)
+    assert len(tasks) == 10 and {t.queue for t in tasks} == {"toy"}
+
+
+def test_a_decision_resumes_the_waiting_item(runtime: Any) -> None:
+    ids = submit(runtime, ["please review", "no need"])
+    runtime.worker(["toy-echo"]).run(drain=True)
+    (task,) = list_tasks(runtime.store)
+    assert task.item_id == ids[0] and task.state == "open"
+
+    decide(
+        runtime.store,
+        task.id,
+        reviewer="ana",
+        outcome="correct",
+        label="OTHER",
+        reason="not what the model thought",
+    )
+    run_until(runtime, lambda: get_item(runtime.store, ids[0])["status"] == "completed")
+
+    item = get_item(runtime.store, ids[0])
+    assert item["outbox"]["payload"] == {"label": "OTHER", "by": "reviewer:ana"}
+    review = next(s for s in item["steps"] if s["step"] == "review")
+    assert review["output"]["outcome"] == "correct"
+    assert review["output"]["reason"] == "not what the model thought"
+    assert review["output"]["decision"]["task_id"] == task.id
+    assert list_tasks(runtime.store) == []
+    assert outbox_count(runtime) == 2
+
+
+def test_a_rejected_proposal_settles_the_item_without_an_action(runtime: Any) -> None:
+    (item_id,) = submit(runtime, ["review me"])
+    runtime.worker(["toy-echo"]).run(drain=True)
+    (task,) = list_tasks(runtime.store)
+    decide(runtime.store, task.id, reviewer="ana", outcome="reject")
+    run_until(runtime, lambda: get_item(runtime.store, item_id)["status"] == "rejected")
+    assert get_item(runtime.store, item_id)["outbox"] is None
+
+
+def test_a_decision_made_while_no_worker_runs_is_applied_after_restart(runtime: Any) -> None:
+    (item_id,) = submit(runtime, ["review while down"])
+    runtime.worker(["toy-echo"]).run(drain=True)  # parks the item, then the worker exits
+    (task,) = list_tasks(runtime.store)
+    decide(runtime.store, task.id, reviewer="bo", outcome="approve")
+    assert get_item(runtime.store, item_id)["status"] == "waiting_review"
+    run_until(runtime, lambda: get_item(runtime.store, item_id)["status"] == "completed")
+    assert get_item(runtime.store, item_id)["outbox"]["decided_by"] == "reviewer:bo"
+
+
+def test_overdue_tasks_escalate_then_expire_and_still_take_a_decision(
+    tmp_path: Any, database_url: str | None, model_cache: Any
+) -> None:
+    from helpers import make_settings
+    from sluice.runtime import Runtime
+
+    settings = make_settings(
+        tmp_path / "h",
+        database_url,
+        model_cache,
+        review_sla_seconds=0.5,
+        review_escalation_seconds=0.5,
+    )
+    with Runtime(settings) as rt:
+        (item_id,) = submit(rt, ["review slowly"])
+
+        def state() -> str:
+            tasks = list_tasks(rt.store, state=None)
+            return tasks[0].state if tasks else "none"
+
+        run_until(rt, lambda: state() == "expired", timeout=30)
+        (task,) = list_tasks(rt.store, state="expired")
+        assert task.queue == "escalations" and task.escalated_at is not None
+        decide(rt.store, task.id, reviewer="lead", outcome="approve")
+        run_until(rt, lambda: get_item(rt.store, item_id)["status"] == "completed")

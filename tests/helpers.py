@@ -1,0 +1,24 @@
+"""Helpers shared by tests (fixtures live in conftest.py)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from sluice.config import Settings
+
+
+def make_settings(
+    home: Path, database_url: str | None, model_cache: Path, **extra: Any
+) -> Settings:
+    """Settings for tests: fast polling, a small executor id, a shared model cache."""
+    values: dict[str, Any] = {
+        "home": home,
+        "database_url": database_url,
+        "model_cache": model_cache,
+        "poll_interval_seconds": 0.05,
+        "executor_id": "test-worker",
+        "batch_size": 16,
+    }
+    values.update(extra)
+    return Settings(**values)
