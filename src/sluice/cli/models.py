@@ -32,7 +32,7 @@ def train(
     ] = None,
     c: Annotated[
         float, typer.Option("--c", min=1e-4, help="Inverse regularization strength.")
-    ] = 10.0,
+    ] = 20.0,
     target_precision: Annotated[
         float | None,
         typer.Option(min=0.5, max=0.9999, help="Precision the gate threshold is calibrated for."),

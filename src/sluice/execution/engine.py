@@ -306,12 +306,14 @@ def run_batch(pipeline_name: str, batch_id: str) -> dict[str, Any]:
         log.exception("batch %s abandoned", batch_id)
         failed = _abandon(batch_id, type(exc).__name__, str(exc)[:2000])
         return {"steps": steps, "abandoned": failed}
+    # Finish before the review wait can start: the wait moves the batch from "settled"
+    # to "done" once its tasks exist, so "settled" must already be recorded by then.
+    _finish(batch_id, bool(parked))
     if parked:
         # Enqueued, not started directly: an async run started from a sync workflow is
         # recorded as failed when the process shuts down, a queued one stays pending.
         with SetWorkflowID(review_workflow_id(batch_id)):
             DBOS.enqueue_workflow(REVIEW_QUEUE, review_wait, pipeline_name, batch_id)
-    _finish(batch_id, bool(parked))
     return {"steps": steps, "parked": len(parked)}
 
 

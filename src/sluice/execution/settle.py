@@ -1,21 +1,24 @@
 """Settling items after their steps: the gate, the action, the outbox, parking for review.
 
-Auto-handled items get their action written to the outbox and are completed in one
-transaction per batch; the outbox's unique key on the item makes a repeated write a
-no-op, so there is exactly one outbox record per item, ever. Items the gate sends to
-review are parked (``waiting_review``) with the gate's verdict recorded; their review
-runs then open the task and wait for the decision.
+Settling happens in two phases. First the pipeline's gate and action run for every item
+in plain Python, writing nothing; an item whose gate or action raises is marked failed on
+its own. Then everything is written in one transaction per batch with bulk statements:
+step runs, outbox rows and item states. The outbox's unique key on the item makes a
+repeated write a no-op, so there is exactly one outbox record per item, ever. Items the
+gate sends to review are parked (``waiting_review``) with the gate's verdict recorded;
+their review wait then opens the tasks and applies the decisions.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection, and_, bindparam, or_, select, update
 
 from sluice.execution.pipeline import StepContext
 from sluice.execution.records import (
@@ -34,32 +37,158 @@ __all__ = ["apply_resolution", "parked_items", "review_from_gate", "settle_batch
 log = logging.getLogger("sluice.execution")
 
 
-def _record(
-    item: ItemView,
-    step: str,
-    started: datetime,
-    t0: float,
-    *,
-    batch_id: str | None,
-    executor_id: str,
-    output: Mapping[str, Any] | None = None,
-    error: Exception | None = None,
-) -> StepRecord:
-    return StepRecord(
-        item_id=item.id,
-        step=step,
-        attempt=1,
-        status="failed" if error else "completed",
-        started_at=started,
-        finished_at=utcnow(),
-        latency_ms=(time.perf_counter() - t0) * 1000,
-        input_hash=input_hash(item),
-        output=output,
-        batch_id=batch_id,
-        error_type=type(error).__name__ if error else None,
-        error=str(error)[:4000] if error else None,
-        executor_id=executor_id,
-    )
+@dataclass
+class _Settlement:
+    """What to write for one item (phase 1's output, phase 2's input)."""
+
+    item: ItemView
+    status: str  # completed | rejected | waiting_review | failed
+    records: list[StepRecord] = field(default_factory=list)
+    action: Action | None = None
+    decided_by: str | None = None
+    result: dict[str, Any] | None = None
+    error: Exception | None = None
+
+
+class _Clock:
+    """Start time of one item's phase, for its step-run rows."""
+
+    def __init__(self) -> None:
+        self.started, self.t0 = utcnow(), time.perf_counter()
+
+    def record(self, item: ItemView, step: str, *, batch_id: str | None, executor_id: str,
+               output: Mapping[str, Any] | None = None,
+               error: Exception | None = None) -> StepRecord:
+        return StepRecord(
+            item_id=item.id,
+            step=step,
+            attempt=1,
+            status="failed" if error else "completed",
+            started_at=self.started,
+            finished_at=utcnow(),
+            latency_ms=(time.perf_counter() - self.t0) * 1000,
+            input_hash=input_hash(item),
+            output=output,
+            batch_id=batch_id,
+            error_type=type(error).__name__ if error else None,
+            error=str(error)[:4000] if error else None,
+            executor_id=executor_id,
+        )
+
+
+def _resolve(ctx: StepContext[Any], item: ItemView, resolution: Resolution, settlement:
+             _Settlement, *, batch_id: str | None, executor_id: str) -> None:
+    """Phase 1 of a settled item: the review record (if human), the action, the result."""
+    assert ctx.pipeline.action_fn is not None
+    clock = _Clock()
+    if resolution.outcome != "auto":  # the human decision joins the item's lineage
+        settlement.records.append(clock.record(
+            item, "review", batch_id=batch_id, executor_id=executor_id,
+            output={"decided_by": resolution.decided_by, "outcome": resolution.outcome,
+                    "label": resolution.label, "reason": resolution.reason,
+                    "decision": dict(resolution.detail)},
+        ))
+    action = ctx.pipeline.action_fn(ctx, item, resolution)
+    settlement.action = action
+    settlement.decided_by = resolution.decided_by
+    settlement.status = "completed" if action is not None else "rejected"
+    settlement.result = {
+        "outcome": resolution.outcome,
+        "label": resolution.label,
+        "decided_by": resolution.decided_by,
+        "action": action.action if action else None,
+    }
+    settlement.records.append(clock.record(
+        item, "action", batch_id=batch_id, executor_id=executor_id,
+        output=settlement.result | {"payload": dict(action.payload) if action else None},
+    ))
+
+
+def _gate_output(item: ItemView, verdict: Auto | Review) -> dict[str, Any]:
+    if not isinstance(verdict, Auto | Review):
+        raise TypeError(f"a gate must return Auto or Review, not {type(verdict).__name__}")
+    output: dict[str, Any] = {"proposal": dict(verdict.proposal)}
+    if isinstance(verdict, Auto):
+        return output | {"verdict": "auto"}
+    priority = item.priority if verdict.priority is None else verdict.priority
+    return output | {"verdict": "review", "reason": verdict.reason, "queue": verdict.queue,
+                     "priority": priority}
+
+
+def _plan(ctx: StepContext[Any], item: ItemView, *, batch_id: str,
+          executor_id: str) -> _Settlement:
+    """Phase 1 for one item of a batch: gate, then (if automatic) action. Writes nothing."""
+    assert ctx.pipeline.gate_fn is not None
+    settlement = _Settlement(item, status="failed")
+    clock, phase = _Clock(), "gate"
+    try:
+        verdict = ctx.pipeline.gate_fn(ctx, item)
+        settlement.records.append(clock.record(item, "gate", batch_id=batch_id,
+                                               executor_id=executor_id,
+                                               output=_gate_output(item, verdict)))
+        if isinstance(verdict, Review):
+            settlement.status = "waiting_review"
+            return settlement
+        phase = "action"
+        resolution = Resolution("auto", "auto", dict(verdict.proposal),
+                                label=verdict.proposal.get("label"))
+        _resolve(ctx, item, resolution, settlement, batch_id=batch_id, executor_id=executor_id)
+    except Exception as exc:  # a gate or action bug fails this item, not the batch
+        log.exception("%s failed for item %s", phase, item.id)
+        gate = [r for r in settlement.records if r.step == "gate"]
+        failed = clock.record(item, phase, batch_id=batch_id, executor_id=executor_id, error=exc)
+        settlement = _Settlement(item, status="failed", error=exc, records=[*gate, failed])
+    return settlement
+
+
+def _write(store: Store, conn: Connection, settlements: Sequence[_Settlement]) -> None:
+    """Phase 2: all rows of all settlements, in the caller's transaction, in bulk."""
+    now = utcnow()
+    write_step_runs(store, conn, [r for s in settlements for r in s.records])
+    actions = [
+        {"id": new_id("obx"), "item_id": s.item.id, "pipeline": s.item.pipeline,
+         "action": s.action.action, "payload": dict(s.action.payload),
+         "decided_by": s.decided_by, "created_at": now}
+        for s in settlements if s.action is not None
+    ]
+    if actions:
+        conn.execute(insert_ignore(store, outbox).values(actions).on_conflict_do_nothing())
+    updates = [
+        {"item": s.item.id, "new_status": s.status, "result": s.result,
+         "error_type": type(s.error).__name__ if s.error else None,
+         "error": str(s.error)[:4000] if s.error else None,
+         "completed_at": None if s.status == "waiting_review" else now}
+        for s in settlements
+    ]
+    if updates:
+        conn.execute(
+            update(work_items)
+            .where(and_(work_items.c.id == bindparam("item"),
+                        # (an IN list cannot be used with executemany)
+                        or_(work_items.c.status == "running",
+                            work_items.c.status == "waiting_review")))
+            .values(status=bindparam("new_status"), result=bindparam("result"),
+                    error_type=bindparam("error_type"), error=bindparam("error"),
+                    completed_at=bindparam("completed_at"), updated_at=now),
+            updates,
+        )
+
+
+def settle_batch(store: Store, ctx: StepContext[Any], batch_id: str, *, executor_id: str) -> int:
+    """Gate every running item of the batch: act on the confident, park the rest.
+
+    Returns:
+        The number of items auto-handled by this call.
+    """
+    with store.read() as conn:
+        items = load_views(conn, batch_id=batch_id, status="running")
+    settlements = [_plan(ctx, item, batch_id=batch_id, executor_id=executor_id)
+                   for item in items]
+    if settlements:
+        with store.begin() as conn:
+            _write(store, conn, settlements)
+    return sum(s.decided_by == "auto" and s.status in ("completed", "rejected")
+               for s in settlements)
 
 
 def apply_resolution(
@@ -72,194 +201,22 @@ def apply_resolution(
     executor_id: str,
     batch_id: str | None = None,
 ) -> None:
-    """Run the pipeline's action for a settled item and complete it, in ``conn``'s transaction.
+    """Apply a reviewer's resolution to a parked item, in ``conn``'s transaction.
 
-    The outbox row is keyed by item, so calling this twice for an item writes one row.
+    The outbox row is keyed by item, so calling this twice for an item writes one row. If
+    the action raises, the item fails with the error (``sluice items retry`` re-runs it).
     """
-    assert ctx.pipeline.action_fn is not None
-    started, t0 = utcnow(), time.perf_counter()
-    if resolution.outcome != "auto":  # the human decision joins the item's lineage
-        write_step_runs(
-            store,
-            conn,
-            [
-                _record(
-                    item,
-                    "review",
-                    started,
-                    t0,
-                    batch_id=batch_id,
-                    executor_id=executor_id,
-                    output={
-                        "decided_by": resolution.decided_by,
-                        "outcome": resolution.outcome,
-                        "label": resolution.label,
-                        "reason": resolution.reason,
-                        "decision": dict(resolution.detail),
-                    },
-                )
-            ],
-        )
-    action: Action | None = ctx.pipeline.action_fn(ctx, item, resolution)
-    outbox_id = None
-    if action is not None:
-        outbox_id = new_id("obx")
-        conn.execute(
-            insert_ignore(store, outbox)
-            .values(
-                id=outbox_id,
-                item_id=item.id,
-                pipeline=item.pipeline,
-                action=action.action,
-                payload=dict(action.payload),
-                decided_by=resolution.decided_by,
-                created_at=utcnow(),
-            )
-            .on_conflict_do_nothing()
-        )
-    result = {
-        "outcome": resolution.outcome,
-        "label": resolution.label,
-        "decided_by": resolution.decided_by,
-        "action": action.action if action else None,
-    }
-    write_step_runs(
-        store,
-        conn,
-        [
-            _record(
-                item,
-                "action",
-                started,
-                t0,
-                batch_id=batch_id,
-                executor_id=executor_id,
-                output=result | {"payload": dict(action.payload) if action else None},
-            )
-        ],
-    )
-    now = utcnow()
-    conn.execute(
-        update(work_items)
-        .where(work_items.c.id == item.id, work_items.c.status.in_(["running", "waiting_review"]))
-        .values(
-            status="completed" if action is not None else "rejected",
-            result=result,
-            completed_at=now,
-            updated_at=now,
-        )
-    )
-
-
-def settle_batch(store: Store, ctx: StepContext[Any], batch_id: str, *, executor_id: str) -> int:
-    """Gate every running item of the batch: act on the confident, park the rest.
-
-    Returns:
-        The number of items auto-handled by this call.
-    """
-    assert ctx.pipeline.gate_fn is not None
-    with store.read() as conn:
-        items = load_views(conn, batch_id=batch_id, status="running")
-    if not items:
-        return 0
-    auto = 0
-    with store.begin() as conn:
-        for item in items:
-            started, t0 = utcnow(), time.perf_counter()
-            phase = "gate"
-            try:
-                # A savepoint per item: a failing gate or action undoes only its own
-                # writes and fails only its own item.
-                with conn.begin_nested():
-                    verdict = ctx.pipeline.gate_fn(ctx, item)
-                    write_step_runs(
-                        store,
-                        conn,
-                        [
-                            _record(
-                                item,
-                                "gate",
-                                started,
-                                t0,
-                                batch_id=batch_id,
-                                executor_id=executor_id,
-                                output=_gate_output(item, verdict),
-                            )
-                        ],
-                    )
-                    if isinstance(verdict, Auto):
-                        phase = "action"
-                        resolution = Resolution(
-                            "auto",
-                            "auto",
-                            dict(verdict.proposal),
-                            label=verdict.proposal.get("label"),
-                        )
-                        apply_resolution(
-                            store,
-                            conn,
-                            ctx,
-                            item,
-                            resolution,
-                            executor_id=executor_id,
-                            batch_id=batch_id,
-                        )
-                        auto += 1
-                    else:
-                        conn.execute(
-                            update(work_items)
-                            .where(work_items.c.id == item.id, work_items.c.status == "running")
-                            .values(status="waiting_review", updated_at=utcnow())
-                        )
-            except Exception as exc:
-                log.exception("%s failed for item %s", phase, item.id)
-                write_step_runs(
-                    store,
-                    conn,
-                    [
-                        _record(
-                            item,
-                            phase,
-                            started,
-                            t0,
-                            batch_id=batch_id,
-                            executor_id=executor_id,
-                            error=exc,
-                        )
-                    ],
-                )
-                _fail(conn, item.id, exc)
-    return auto
-
-
-def _gate_output(item: ItemView, verdict: Auto | Review) -> dict[str, Any]:
-    output: dict[str, Any] = {"proposal": dict(verdict.proposal)}
-    if isinstance(verdict, Auto):
-        return output | {"verdict": "auto"}
-    if not isinstance(verdict, Review):
-        raise TypeError(f"a gate must return Auto or Review, not {type(verdict).__name__}")
-    priority = item.priority if verdict.priority is None else verdict.priority
-    return output | {
-        "verdict": "review",
-        "reason": verdict.reason,
-        "queue": verdict.queue,
-        "priority": priority,
-    }
-
-
-def _fail(conn: Connection, item_id: str, exc: Exception) -> None:
-    now = utcnow()
-    conn.execute(
-        update(work_items)
-        .where(work_items.c.id == item_id)
-        .values(
-            status="failed",
-            error_type=type(exc).__name__,
-            error=str(exc)[:4000],
-            completed_at=now,
-            updated_at=now,
-        )
-    )
+    settlement = _Settlement(item, status="failed")
+    try:
+        _resolve(ctx, item, resolution, settlement, batch_id=batch_id,
+                 executor_id=executor_id)
+    except Exception as exc:
+        log.exception("action failed for item %s", item.id)
+        failed = _Clock().record(item, "action", batch_id=batch_id, executor_id=executor_id,
+                                 error=exc)
+        settlement = _Settlement(item, status="failed", error=exc, records=[
+            *[r for r in settlement.records if r.step == "review"], failed])
+    _write(store, conn, [settlement])
 
 
 def parked_items(store: Store, batch_id: str) -> list[str]:
@@ -267,9 +224,9 @@ def parked_items(store: Store, batch_id: str) -> list[str]:
     with store.read() as conn:
         return list(
             conn.execute(
-                select(work_items.c.id)
-                .where(work_items.c.batch_id == batch_id, work_items.c.status == "waiting_review")
-                .order_by(work_items.c.priority, work_items.c.created_at)
+                select(work_items.c.id).where(
+                    work_items.c.batch_id == batch_id, work_items.c.status == "waiting_review"
+                ).order_by(work_items.c.priority, work_items.c.created_at)
             ).scalars()
         )
 
@@ -278,8 +235,6 @@ def review_from_gate(item: ItemView) -> Review:
     """The gate's recorded :class:`Review` verdict of a parked item."""
     gate = item.outputs["gate"]
     return Review(
-        reason=gate["reason"],
-        proposal=gate["proposal"],
-        queue=gate["queue"],
+        reason=gate["reason"], proposal=gate["proposal"], queue=gate["queue"],
         priority=gate["priority"],
     )

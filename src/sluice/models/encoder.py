@@ -51,7 +51,9 @@ Floats = npt.NDArray[np.float32]
 
 ENCODER_NAME = "minilm-l6-int8"
 #: Bump when the build recipe changes: the version names the cached artifact.
-_RECIPE = "q1"
+_RECIPE = "q2"
+#: Texts one worker thread encodes per task (amortizes the thread pool's overhead).
+_CHUNK = 64
 
 
 @dataclass(frozen=True)
@@ -130,8 +132,10 @@ def build_int8(source: EncoderSource, out_dir: Path) -> Path:
         options.optimized_model_filepath = str(folded)
         ort.InferenceSession(str(source.model), options, providers=["CPUExecutionProvider"])
         with _quiet_root_warning("pre-processing before quantization"):
+            # Per-channel int8 reproduces the packaged per-column int8 weights exactly;
+            # per-tensor loses fidelity (cosine 0.968 vs 0.994 against fp32).
             quantize_dynamic(str(folded), str(tmp), weight_type=QuantType.QInt8,
-                             per_channel=False)
+                             per_channel=True, reduce_range=False)
         tmp.replace(target)  # atomic: concurrent builders each write a complete file
     finally:
         folded.unlink(missing_ok=True)
@@ -207,18 +211,21 @@ class Encoder:
         """Name and version, for lineage."""
         return ModelRef(self.name, self.version)
 
-    def _embed(self, ids: list[int]) -> Floats:
-        tokens = np.asarray([ids], dtype=np.int64)
-        hidden = self._session.run(
-            ["last_hidden_state"],
-            {
-                "input_ids": tokens,
-                "attention_mask": np.ones_like(tokens),
-                "token_type_ids": np.zeros_like(tokens),
-            },
-        )[0][0]
-        pooled = hidden.mean(axis=0)
-        return (pooled / max(float(np.linalg.norm(pooled)), 1e-12)).astype(np.float32)
+    def _embed(self, encodings: Sequence[Any]) -> Floats:
+        out = np.empty((len(encodings), 384), dtype=np.float32)
+        for row, encoding in enumerate(encodings):
+            tokens = np.asarray([encoding.ids], dtype=np.int64)
+            hidden = self._session.run(
+                ["last_hidden_state"],
+                {
+                    "input_ids": tokens,
+                    "attention_mask": np.ones_like(tokens),
+                    "token_type_ids": np.zeros_like(tokens),
+                },
+            )[0][0]
+            out[row] = hidden.mean(axis=0)
+        out /= np.clip(np.linalg.norm(out, axis=1, keepdims=True), 1e-12, None)
+        return out
 
     def encode(
         self,
@@ -228,17 +235,19 @@ class Encoder:
     ) -> Floats:
         """Embed ``texts``; row ``i`` belongs to ``texts[i]``.
 
-        ``progress`` is called with the number of texts finished, every 64 texts.
+        ``progress`` is called with the number of texts finished, chunk by chunk.
         """
-        out = np.zeros((len(texts), 384), dtype=np.float32)
+        if not texts:
+            return np.zeros((0, 384), dtype=np.float32)
         encodings = self._tokenizer.encode_batch(list(texts))
-        for i, vector in enumerate(self._pool.map(self._embed, (e.ids for e in encodings))):
-            out[i] = vector
-            if progress is not None and (i + 1) % 64 == 0:
-                progress(64)
-        if progress is not None and len(texts) % 64:
-            progress(len(texts) % 64)
-        return out
+        chunk = max(1, min(_CHUNK, -(-len(encodings) // self.workers)))
+        parts = [encodings[i : i + chunk] for i in range(0, len(encodings), chunk)]
+        vectors = []
+        for part, block in zip(parts, self._pool.map(self._embed, parts), strict=True):
+            vectors.append(block)
+            if progress is not None:
+                progress(len(part))
+        return np.concatenate(vectors)
 
 
 _CACHE: dict[tuple[str, int], Encoder] = {}

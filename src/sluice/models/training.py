@@ -112,7 +112,7 @@ def train_classifier(
     name: str,
     data: LabelledData,
     *,
-    c: float = 10.0,
+    c: float = 20.0,
     folds: int = 5,
     seed: int = 0,
     encoder: Encoder | None = None,
