@@ -22,13 +22,19 @@ DOC = ROOT / "docs" / "benchmarks.md"
 def parser(description: str, default_data: str) -> argparse.ArgumentParser:
     """An argument parser with the options every benchmark takes."""
     p = argparse.ArgumentParser(description=description)
-    p.add_argument("--data", type=Path, default=None,
-                   help=f"dataset folder (default: $SLUICE_DATA_DIR/{default_data}, "
-                        f"SLUICE_DATA_DIR defaulting to ../shared/data)")
-    p.add_argument("--json", action="store_true",
-                   help="print one JSON object with every figure on the last line")
-    p.add_argument("--no-docs", action="store_true",
-                   help=f"do not update {DOC.relative_to(ROOT)}")
+    p.add_argument(
+        "--data",
+        type=Path,
+        default=None,
+        help=f"dataset folder (default: $SLUICE_DATA_DIR/{default_data}, "
+        f"SLUICE_DATA_DIR defaulting to ../shared/data)",
+    )
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help="print one JSON object with every figure on the last line",
+    )
+    p.add_argument("--no-docs", action="store_true", help=f"do not update {DOC.relative_to(ROOT)}")
     return p
 
 
@@ -45,9 +51,13 @@ def data_dir(arg: Path | None, name: str) -> Path:
 def machine() -> dict[str, Any]:
     """Facts that make a figure interpretable."""
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
-    return {"python": platform.python_version(), "cpus": os.cpu_count(),
-            "machine": platform.machine(), "load_1min_at_start": load,
-            "date": datetime.now(UTC).strftime("%Y-%m-%d")}
+    return {
+        "python": platform.python_version(),
+        "cpus": os.cpu_count(),
+        "machine": platform.machine(),
+        "load_1min_at_start": load,
+        "date": datetime.now(UTC).strftime("%Y-%m-%d"),
+    }
 
 
 def command_line() -> str:
@@ -68,16 +78,21 @@ class Timer:
         self.seconds = time.perf_counter() - self.start
 
 
-def write_section(name: str, title: str, rows: Sequence[tuple[str, str]], notes: str,
-                  result: dict[str, Any]) -> None:
+def write_section(
+    name: str, title: str, rows: Sequence[tuple[str, str]], notes: str, result: dict[str, Any]
+) -> None:
     """Replace this benchmark's section in docs/benchmarks.md (other sections stay)."""
     DOC.parent.mkdir(exist_ok=True)
-    text = DOC.read_text() if DOC.exists() else (
-        "# Benchmarks\n\nFigures measured by the benchmarks in `bench/`. Each section is "
-        "rewritten by the command shown in it; the JSON of the last run is kept in "
-        "`bench/results/` (not committed).\n")
-    table = "\n".join(["| figure | value |", "|---|---|",
-                       *[f"| {k} | {v} |" for k, v in rows]])
+    text = (
+        DOC.read_text()
+        if DOC.exists()
+        else (
+            "# Benchmarks\n\nFigures measured by the benchmarks in `bench/`. Each section is "
+            "rewritten by the command shown in it; the JSON of the last run is kept in "
+            "`bench/results/` (not committed).\n"
+        )
+    )
+    table = "\n".join(["| figure | value |", "|---|---|", *[f"| {k} | {v} |" for k, v in rows]])
     facts = result.get("machine", {})
     section = (
         f"<!-- bench:{name} -->\n## {title}\n\n"
@@ -87,8 +102,11 @@ def write_section(name: str, title: str, rows: Sequence[tuple[str, str]], notes:
         f"{table}\n\n{notes.strip()}\n<!-- /bench:{name} -->"
     )
     pattern = re.compile(rf"<!-- bench:{name} -->.*?<!-- /bench:{name} -->", re.S)
-    text = pattern.sub(lambda _: section, text) if pattern.search(text) else (
-        text.rstrip() + "\n\n" + section + "\n")
+    text = (
+        pattern.sub(lambda _: section, text)
+        if pattern.search(text)
+        else (text.rstrip() + "\n\n" + section + "\n")
+    )
     DOC.write_text(text)
     out = ROOT / "bench" / "results"
     out.mkdir(exist_ok=True)

@@ -42,25 +42,37 @@ def main() -> None:
     train = read_labelled_csv(folder / "train.csv")
     test = read_labelled_csv(folder / "test.csv")
     if args.limit:
-        test = type(test)(test.texts[: args.limit], test.labels[: args.limit], test.sha256,
-                          test.origin)
-    result: dict[str, Any] = {"benchmark": "triage_banking77", "data": str(folder),
-                              "train_rows": len(train.texts), "test_rows": len(test.texts),
-                              "labels": len(set(train.labels)),
-                              "target_precision": args.target_precision,
-                              "machine": machine()}
+        test = type(test)(
+            test.texts[: args.limit], test.labels[: args.limit], test.sha256, test.origin
+        )
+    result: dict[str, Any] = {
+        "benchmark": "triage_banking77",
+        "data": str(folder),
+        "train_rows": len(train.texts),
+        "test_rows": len(test.texts),
+        "labels": len(set(train.labels)),
+        "target_precision": args.target_precision,
+        "machine": machine(),
+    }
 
     with tempfile.TemporaryDirectory(prefix="sluice-bench-") as tmp:
-        settings = Settings(home=Path(tmp), database_url=args.database_url,
-                            target_precision=args.target_precision,
-                            model_cache=Path(tmp) / "models" if args.cold_encoder else None,
-                            executor_id="bench", batch_size=args.batch_size)
+        settings = Settings(
+            home=Path(tmp),
+            database_url=args.database_url,
+            target_precision=args.target_precision,
+            model_cache=Path(tmp) / "models" if args.cold_encoder else None,
+            executor_id="bench",
+        )
         if not args.cold_encoder:
             settings = settings.model_copy(update={"model_cache": Settings().models_dir})
         with Timer() as t_build:
             encoder = load_encoder(settings)
-        result["encoder"] = {"name": encoder.name, "version": encoder.version,
-                             "workers": encoder.workers, "load_seconds": round(t_build.seconds, 2)}
+        result["encoder"] = {
+            "name": encoder.name,
+            "version": encoder.version,
+            "processes": encoder.processes,
+            "load_seconds": round(t_build.seconds, 2),
+        }
 
         with Runtime(settings) as rt:
             with Timer() as t_train:
@@ -81,8 +93,15 @@ def main() -> None:
             result["encode_one_ms_p50"] = round(float(np.median(np.diff(one))) * 1000, 2)
 
             result.update(_quality(head, test_vectors, test.labels, threshold))
-            result["plain_loop"] = _plain_loop(rt, test.texts, args.batch_size)
-            result["durable"] = _durable(rt, test.texts, test.labels)
+            from sluice.pipelines.support_triage import triage
+
+            if args.batch_size:
+                triage.batch_size = args.batch_size
+            batch_size = triage.batch_size or settings.batch_size
+            result["plain_loop"] = _plain_loop(rt, test.texts, batch_size)
+            result["durable"] = _durable(rt, test.texts, test.labels, args.concurrency) | {
+                "batch_size": batch_size
+            }
             result["model"] = f"{record.name}@{record.version}"
     plain, durable = result["plain_loop"]["items_per_s"], result["durable"]["items_per_s"]
     result["durable_over_plain"] = round(durable / plain, 3)
@@ -92,12 +111,29 @@ def main() -> None:
 def _args() -> Any:
     p = parser(__doc__.split("\n\n")[0], "banking77")
     p.add_argument("--target-precision", type=float, default=0.99)
-    p.add_argument("--batch-size", type=int, default=64, help="items per durable batch (64)")
+    p.add_argument(
+        "--batch-size",
+        type=int,
+        default=None,
+        help="items per durable batch (default: the pipeline's, 128)",
+    )
+    p.add_argument(
+        "--concurrency",
+        type=int,
+        default=None,
+        help="batches a worker runs at once (default: the pipeline's)",
+    )
     p.add_argument("--limit", type=int, default=None, help="use only the first N test rows")
-    p.add_argument("--database-url", default=None,
-                   help="run the durable part on this store (default: SQLite in a temp dir)")
-    p.add_argument("--cold-encoder", action="store_true",
-                   help="build the int8 encoder from scratch instead of using the cache")
+    p.add_argument(
+        "--database-url",
+        default=None,
+        help="run the durable part on this store (default: SQLite in a temp dir)",
+    )
+    p.add_argument(
+        "--cold-encoder",
+        action="store_true",
+        help="build the int8 encoder from scratch instead of using the cache",
+    )
     return p.parse_args()
 
 
@@ -112,7 +148,8 @@ def _quality(head: Any, vectors: Any, labels: list[str], threshold: float) -> di
         "test_accuracy": round(float(correct.mean()), 4),
         "test_macro_f1": round(float(f1_score(labels, predicted, average="macro")), 4),
         "test_automation": round(float(confident.mean()), 4),
-        "test_auto_precision": round(float(correct[confident].mean()), 4) if confident.any()
+        "test_auto_precision": round(float(correct[confident].mean()), 4)
+        if confident.any()
         else None,
     }
 
@@ -126,50 +163,97 @@ def _plain_loop(rt: Any, texts: list[str], batch_size: int) -> dict[str, Any]:
     from datetime import UTC, datetime
 
     now = datetime.now(UTC)
-    views = [ItemView(id=str(i), pipeline=triage.name, source="plain", event_id=str(i), type="t",
-                      subject=None, data={"text": t}, priority=2, created_at=now)
-             for i, t in enumerate(texts)]
+    views = [
+        ItemView(
+            id=str(i),
+            pipeline=triage.name,
+            source="plain",
+            event_id=str(i),
+            type="t",
+            subject=None,
+            data={"text": t},
+            priority=2,
+            created_at=now,
+        )
+        for i, t in enumerate(texts)
+    ]
     auto = 0
-    with Timer() as t:
+    # The same process settings a worker uses (see Worker.run): a fair comparison.
+    import sys
+
+    from threadpoolctl import threadpool_limits
+
+    switch = sys.getswitchinterval()
+    sys.setswitchinterval(min(switch, 0.0002))
+    cpu0 = time.process_time()
+    with threadpool_limits(1, user_api="blas"), Timer() as t:
         for start in range(0, len(views), batch_size):
             batch = views[start : start + batch_size]
             outputs: dict[str, list[Any]] = {}
             for spec in triage.steps:
-                current = [ItemView(**{**v.__dict__, "outputs": {k: o[i].value
-                                                                  for k, o in outputs.items()}})
-                           for i, v in enumerate(batch)]
+                current = [
+                    ItemView(
+                        **{**v.__dict__, "outputs": {k: o[i].value for k, o in outputs.items()}}
+                    )
+                    for i, v in enumerate(batch)
+                ]
                 outputs[spec.name] = list(spec.fn(ctx, current))
             for i, v in enumerate(batch):
-                view = ItemView(**{**v.__dict__, "outputs": {k: o[i].value
-                                                             for k, o in outputs.items()}})
+                view = ItemView(
+                    **{**v.__dict__, "outputs": {k: o[i].value for k, o in outputs.items()}}
+                )
                 verdict = triage.gate_fn(ctx, view)  # type: ignore[misc]
                 auto += type(verdict).__name__ == "Auto"
-    return {"seconds": round(t.seconds, 3), "items_per_s": round(len(texts) / t.seconds, 1),
-            "auto_handled": auto}
+    sys.setswitchinterval(switch)
+    cpu = time.process_time() - cpu0
+    return {
+        "seconds": round(t.seconds, 3),
+        "items_per_s": round(len(texts) / t.seconds, 1),
+        "cpu_ms_per_item": round(1000 * cpu / len(texts), 3),
+        "auto_handled": auto,
+    }
 
 
-def _durable(rt: Any, texts: list[str], labels: list[str]) -> dict[str, Any]:
+def _durable(
+    rt: Any, texts: list[str], labels: list[str], concurrency: int | None
+) -> dict[str, Any]:
     from sluice.execution import parse_jsonl, submit_lines
     from sluice.observability import build_run_report
     from sluice.pipelines.support_triage import triage
 
     source = "bench/banking77"
-    lines = [json.dumps({"specversion": "1.0", "id": f"b{i}", "source": source,
-                         "type": "bench.message", "data": {"text": t}})
-             for i, t in enumerate(texts)]
+    lines = [
+        json.dumps(
+            {
+                "specversion": "1.0",
+                "id": f"b{i}",
+                "source": source,
+                "type": "bench.message",
+                "data": {"text": t},
+            }
+        )
+        for i, t in enumerate(texts)
+    ]
     with Timer() as t_submit:
-        submitted = submit_lines(rt.store, triage,
-                                 parse_jsonl(lines, max_bytes=rt.settings.max_event_bytes),
-                                 origin="bench")
-    worker = rt.worker([triage.name])
+        submitted = submit_lines(
+            rt.store,
+            triage,
+            parse_jsonl(lines, max_bytes=rt.settings.max_event_bytes),
+            origin="bench",
+        )
+    worker = rt.worker([triage.name], concurrency=concurrency)
+    cpu0 = time.process_time()
     with Timer() as t_run:
         worker.run(drain=True)
+    cpu = time.process_time() - cpu0
     truth = {f"b{i}": label for i, label in enumerate(labels)}
-    report = build_run_report(rt.store, pipeline=triage.name, source=source,
-                              wall_seconds=t_run.seconds, truth=truth)
+    report = build_run_report(
+        rt.store, pipeline=triage.name, source=source, wall_seconds=t_run.seconds, truth=truth
+    )
     return {
         "intake_events_per_s": round(len(submitted.accepted) / t_submit.seconds, 1),
         "seconds": round(t_run.seconds, 3),
+        "cpu_ms_per_item": round(1000 * cpu / max(report.processed, 1), 3),
         "items_per_s": report.throughput_per_s,
         "processed": report.processed,
         "auto_handled": report.auto_handled,
@@ -177,7 +261,6 @@ def _durable(rt: Any, texts: list[str], labels: list[str]) -> dict[str, Any]:
         "auto_precision": report.auto_precision,
         "latency_ms": report.latency_ms,
         "end_to_end_ms": report.end_to_end_ms,
-        "batch_size": rt.settings.batch_size,
         "store": rt.store.dialect,
     }
 
@@ -187,25 +270,37 @@ def _report(result: dict[str, Any], args: Any) -> None:
     rows = [
         ("test accuracy", f"{result['test_accuracy']:.1%}"),
         ("test macro-F1", f"{result['test_macro_f1']:.3f}"),
-        (f"gate threshold for {result['target_precision']:.0%} precision (from train CV)",
-         f"{result['threshold']:.3f}"),
+        (
+            f"gate threshold for {result['target_precision']:.0%} precision (from train CV)",
+            f"{result['threshold']:.3f}",
+        ),
         ("automation on test at that threshold", f"{result['test_automation']:.1%}"),
         ("precision of auto-handled test items", f"{result['test_auto_precision']:.1%}"),
-        ("encoder throughput", f"{result['encode_sentences_per_s']:.0f} sentences/s "
-                               f"({result['encoder']['workers']} workers)"),
+        (
+            "encoder throughput",
+            f"{result['encode_sentences_per_s']:.0f} sentences/s "
+            f"({result['encoder']['processes']} processes)",
+        ),
         ("encoder latency, one sentence (p50)", f"{result['encode_one_ms_p50']:.2f} ms"),
         ("plain loop (no durability)", f"{p['items_per_s']:.0f} items/s"),
-        (f"durable pipeline ({d['store']}, batches of {d['batch_size']})",
-         f"{d['items_per_s']:.0f} items/s"),
+        (
+            f"durable pipeline ({d['store']}, batches of {d['batch_size']})",
+            f"{d['items_per_s']:.0f} items/s",
+        ),
         ("durable / plain", f"{result['durable_over_plain']:.2f}"),
         ("intake (submit, validated + stored)", f"{d['intake_events_per_s']:.0f} events/s"),
-        ("durable: classify step latency p50/p95", f"{d['latency_ms']['classify']['p50']:.0f} / "
-                                                   f"{d['latency_ms']['classify']['p95']:.0f} ms"),
+        (
+            "durable: classify step latency p50/p95",
+            f"{d['latency_ms']['classify']['p50']:.0f} / "
+            f"{d['latency_ms']['classify']['p95']:.0f} ms",
+        ),
     ]
     emit(result, args.json, rows)
     if not args.no_docs:
         write_section(
-            "triage_banking77", "Support triage on Banking77", rows,
+            "triage_banking77",
+            "Support triage on Banking77",
+            rows,
             notes=(
                 f"{result['train_rows']} training and {result['test_rows']} test messages, "
                 f"{result['labels']} intents. The threshold is chosen on out-of-fold "

@@ -2,4 +2,5 @@
 
 from sluice.cli.main import app
 
-app(prog_name="sluice")
+if __name__ == "__main__":  # encoder processes re-import this module; they must not run it
+    app(prog_name="sluice")

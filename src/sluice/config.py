@@ -105,10 +105,13 @@ class Settings(BaseSettings):
             "also declare them with the `sluice.pipelines` entry-point group."
         ),
     )
-    encoder_threads: int = Field(
-        default=0,
+    encoder_processes: int | None = Field(
+        default=None,
         ge=0,
-        description="Texts the encoder runs at once, one thread each; 0 means one per CPU core.",
+        description=(
+            "Processes the sentence encoder runs in, one thread each; 0 runs it in the "
+            "calling thread. Default: the number of CPU cores, at most 4."
+        ),
     )
 
     @field_validator("database_url")

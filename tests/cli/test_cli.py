@@ -7,9 +7,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import make_settings
 from typer.testing import CliRunner
 
+from helpers import make_settings
 from sluice.cli.main import app
 from sluice.runtime import Runtime
 
@@ -48,8 +48,9 @@ def test_init_reports_where_state_lives(cli: Any, tmp_path: Path) -> None:
 def test_submit_reports_bad_lines_and_keeps_good_ones(cli: Any, tmp_path: Path) -> None:
     events = tmp_path / "in.jsonl"
     good = {"specversion": "1.0", "id": "a", "source": "cli", "type": "t", "data": {"text": "hi"}}
-    events.write_text("\n".join([json.dumps(good), "{nope", json.dumps({**good, "id": "b",
-                                                                         "data": {}})]) + "\n")
+    events.write_text(
+        "\n".join([json.dumps(good), "{nope", json.dumps({**good, "id": "b", "data": {}})]) + "\n"
+    )
     out = cli("submit", "support-triage", str(events), "--json")
     assert out.exit_code == 1
     report = json.loads(out.stdout)
@@ -63,8 +64,15 @@ def test_submit_reports_bad_lines_and_keeps_good_ones(cli: Any, tmp_path: Path) 
 
 
 def test_submit_reads_stdin(cli: Any) -> None:
-    line = json.dumps({"specversion": "1.0", "id": "s", "source": "cli", "type": "t",
-                       "data": {"text": "from a pipe"}})
+    line = json.dumps(
+        {
+            "specversion": "1.0",
+            "id": "s",
+            "source": "cli",
+            "type": "t",
+            "data": {"text": "from a pipe"},
+        }
+    )
     out = cli("submit", "support-triage", "-", "--json", input=line + "\n")
     assert out.exit_code == 0
     assert json.loads(out.stdout)["accepted"] == 1
@@ -91,22 +99,38 @@ def test_errors_are_one_clear_line_and_exit_1(cli: Any, args: list[str], message
 
 def test_json_errors_are_json_too(cli: Any) -> None:
     out = cli("items", "show", "itm_missing", "--json")
-    assert json.loads(out.stdout) == {"error": {"code": "not_found",
-                                                "message": "no item 'itm_missing'",
-                                                "hint": "list items with `sluice items list`"}}
+    assert json.loads(out.stdout) == {
+        "error": {
+            "code": "not_found",
+            "message": "no item 'itm_missing'",
+            "hint": "list items with `sluice items list`",
+        }
+    }
 
 
 def test_demo_json_report_has_the_promised_figures(
     cli: Any, tmp_path: Path, model_cache: Path, trained_intent_model: Any
 ) -> None:
     with Runtime(make_settings(tmp_path / "home", None, model_cache)) as rt:
-        rt.models.register(trained_intent_model["name"], "classifier",
-                           trained_intent_model["artifact"], trained_intent_model["card"])
+        rt.models.register(
+            trained_intent_model["name"],
+            "classifier",
+            trained_intent_model["artifact"],
+            trained_intent_model["card"],
+        )
     out = cli("demo", "support-triage", "--limit", "40", "--json")
     assert out.exit_code == 0, out.output
     report = json.loads(out.stdout)
-    for key in ("processed", "automation_rate", "auto_precision", "waiting_review",
-                "latency_ms", "end_to_end_ms", "wall_seconds", "throughput_per_s"):
+    for key in (
+        "processed",
+        "automation_rate",
+        "auto_precision",
+        "waiting_review",
+        "latency_ms",
+        "end_to_end_ms",
+        "wall_seconds",
+        "throughput_per_s",
+    ):
         assert key in report, key
     assert report["processed"] == 40
     assert report["model"]["version"] == "1", "the identical trained model was reused"

@@ -46,10 +46,18 @@ def test_priority_rules(intent: str, text: str, priority: str, fired: list[str])
 
 
 def test_messages_must_carry_text(runtime: Any) -> None:
-    lines = [json.dumps({"specversion": "1.0", "id": str(i), "source": "s", "type": "t",
-                         "data": data}) for i, data in enumerate([
-                             {"text": "ok"}, {"text": ""}, {"subject": "no text"},
-                             {"text": "x", "channel": "pigeon"}, {"text": "x", "extra": 1}])]
+    lines = [
+        json.dumps({"specversion": "1.0", "id": str(i), "source": "s", "type": "t", "data": data})
+        for i, data in enumerate(
+            [
+                {"text": "ok"},
+                {"text": ""},
+                {"subject": "no text"},
+                {"text": "x", "channel": "pigeon"},
+                {"text": "x", "extra": 1},
+            ]
+        )
+    ]
     report = submit_lines(runtime.store, triage, parse_jsonl(lines, max_bytes=10_000), origin="t")
     assert [line for line, _ in report.accepted] == [1, 5]
     fields = [error["field"] for _, _, error in report.rejected]
@@ -78,8 +86,10 @@ def test_demo_triages_the_sample_with_calibrated_precision(runtime: Any, intent_
 
     item = get_item(runtime.store, task.item_id)
     classify = next(s for s in item["steps"] if s["step"] == "classify")
-    assert (classify["model_name"], classify["model_version"]) == ("support-intent",
-                                                                   intent_model.version)
+    assert (classify["model_name"], classify["model_version"]) == (
+        "support-intent",
+        intent_model.version,
+    )
     assert classify["output"]["encoder"] == intent_model.card["encoder"]
 
 

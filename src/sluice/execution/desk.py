@@ -9,6 +9,7 @@ and the item state it belongs to change together or not at all.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Protocol
 
@@ -23,16 +24,19 @@ __all__ = ["ReviewDesk", "get_review_desk", "set_review_desk"]
 class ReviewDesk(Protocol):
     """What the review gate needs from the review plane."""
 
-    def open_task(
+    def open_tasks(
         self,
         conn: Connection,
-        item: ItemView,
-        verdict: Review,
+        parked: Sequence[tuple[ItemView, Review]],
         *,
         workflow_id: str,
         due_at: datetime,
-    ) -> str:
-        """Open the review task of a parked item (idempotent per item); return its id."""
+    ) -> dict[str, str]:
+        """Open the review tasks of parked items (idempotent per item).
+
+        Returns:
+            Task id by item id, for every item given.
+        """
         ...
 
     def resolution(self, conn: Connection, task_id: str) -> Resolution | None:

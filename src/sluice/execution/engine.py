@@ -28,6 +28,7 @@ import asyncio
 import logging
 import random
 import sqlite3
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -99,11 +100,16 @@ class Engine:
         if _ENGINE is not None:
             raise ExecutionError("a durable engine is already running in this process")
         _ENGINE = self
+        _route_dbos_logs()
         try:
             DBOS(config=self._dbos_config())
             DBOS.launch()
+            # Review waits are not latency-critical and every poll costs Python time that
+            # the model steps need: poll their queue at the slower, general interval.
             DBOS.register_queue(
-                REVIEW_QUEUE, polling_interval_sec=self._queue_poll_s, on_conflict="always_update"
+                REVIEW_QUEUE,
+                polling_interval_sec=self.settings.poll_interval_seconds,
+                on_conflict="always_update",
             )
         except Exception:
             _ENGINE = None
@@ -112,8 +118,10 @@ class Engine:
 
     @property
     def _queue_poll_s(self) -> float:
-        # Short: a batch slot freed by a finished run stays idle until the next poll.
-        return min(0.05, self.settings.poll_interval_seconds)
+        # Short, because a batch slot freed by a finished run stays idle until the next
+        # poll; not shorter, because each poll runs several queries under the GIL that
+        # the model steps then wait for (measured on bench/triage_banking77.py).
+        return min(0.02, self.settings.poll_interval_seconds)
 
     def shutdown(self) -> None:
         """Stop DBOS. Runs in progress are recovered by the next launch of this executor."""
@@ -201,6 +209,37 @@ def current_engine() -> Engine:
             "no durable engine is running in this process", hint="start one with `sluice worker`"
         )
     return _ENGINE
+
+
+class _CurrentStderr(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever ``sys.stderr`` is at the time of each record.
+
+    DBOS's own console handler binds the stream it finds at its first start; a program
+    that redirects stderr later (a test runner, an embedding app) would then see DBOS
+    write to, or flush, a closed stream.
+    """
+
+    @property
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value: Any) -> None:
+        pass
+
+
+def _route_dbos_logs() -> None:
+    dbos_logger = logging.getLogger("dbos")
+    if any(isinstance(h, _CurrentStderr) for h in dbos_logger.handlers):
+        return
+    for handler in list(dbos_logger.handlers):
+        dbos_logger.removeHandler(handler)
+    handler = _CurrentStderr()
+    handler.setFormatter(
+        logging.Formatter("%(asctime)s dbos %(levelname)s %(message)s", "%H:%M:%S")
+    )
+    dbos_logger.addHandler(handler)
+    dbos_logger.propagate = False
 
 
 def _sqlite_creator(store: Store) -> Any:
@@ -327,19 +366,16 @@ def _open_tasks_sync(pipeline_name: str, batch_id: str) -> dict[str, Any]:
     ctx = engine.context(pipeline_name)
     review = ctx.pipeline.review
     sla = review.sla_s or engine.settings.review_sla_seconds
-    desk = get_review_desk()
     due = utcnow() + timedelta(seconds=sla)
-    tasks: dict[str, str] = {}
     with engine.store.begin() as conn:
-        for view in load_views(conn, batch_id=batch_id, status="waiting_review"):
-            task_id = desk.open_task(
-                conn,
-                view,
-                review_from_gate(view),
-                workflow_id=review_workflow_id(batch_id),
-                due_at=due,
-            )
-            tasks[task_id] = view.id
+        views = load_views(conn, batch_id=batch_id, status="waiting_review")
+        opened = get_review_desk().open_tasks(
+            conn,
+            [(v, review_from_gate(v)) for v in views],
+            workflow_id=review_workflow_id(batch_id),
+            due_at=due,
+        )
+    tasks = {task_id: item_id for item_id, task_id in opened.items()}
     batch_store.reviews_opened(engine.store, batch_id)
     return {
         "tasks": tasks,

@@ -138,9 +138,9 @@ def _submit_chunk(
             inserted = set(
                 conn.execute(
                     _insert(store, work_items)
-                    .values(rows)
                     .on_conflict_do_nothing(index_elements=["source", "event_id"])
-                    .returning(work_items.c.id)
+                    .returning(work_items.c.id),
+                    rows,
                 ).scalars()
             )
             existing = _existing_ids(conn, [(r["source"], r["event_id"]) for r in rows])

@@ -15,7 +15,6 @@ import logging
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, and_, bindparam, or_, select, update
@@ -56,9 +55,16 @@ class _Clock:
     def __init__(self) -> None:
         self.started, self.t0 = utcnow(), time.perf_counter()
 
-    def record(self, item: ItemView, step: str, *, batch_id: str | None, executor_id: str,
-               output: Mapping[str, Any] | None = None,
-               error: Exception | None = None) -> StepRecord:
+    def record(
+        self,
+        item: ItemView,
+        step: str,
+        *,
+        batch_id: str | None,
+        executor_id: str,
+        output: Mapping[str, Any] | None = None,
+        error: Exception | None = None,
+    ) -> StepRecord:
         return StepRecord(
             item_id=item.id,
             step=step,
@@ -76,18 +82,34 @@ class _Clock:
         )
 
 
-def _resolve(ctx: StepContext[Any], item: ItemView, resolution: Resolution, settlement:
-             _Settlement, *, batch_id: str | None, executor_id: str) -> None:
+def _resolve(
+    ctx: StepContext[Any],
+    item: ItemView,
+    resolution: Resolution,
+    settlement: _Settlement,
+    *,
+    batch_id: str | None,
+    executor_id: str,
+) -> None:
     """Phase 1 of a settled item: the review record (if human), the action, the result."""
     assert ctx.pipeline.action_fn is not None
     clock = _Clock()
     if resolution.outcome != "auto":  # the human decision joins the item's lineage
-        settlement.records.append(clock.record(
-            item, "review", batch_id=batch_id, executor_id=executor_id,
-            output={"decided_by": resolution.decided_by, "outcome": resolution.outcome,
-                    "label": resolution.label, "reason": resolution.reason,
-                    "decision": dict(resolution.detail)},
-        ))
+        settlement.records.append(
+            clock.record(
+                item,
+                "review",
+                batch_id=batch_id,
+                executor_id=executor_id,
+                output={
+                    "decided_by": resolution.decided_by,
+                    "outcome": resolution.outcome,
+                    "label": resolution.label,
+                    "reason": resolution.reason,
+                    "decision": dict(resolution.detail),
+                },
+            )
+        )
     action = ctx.pipeline.action_fn(ctx, item, resolution)
     settlement.action = action
     settlement.decided_by = resolution.decided_by
@@ -98,10 +120,15 @@ def _resolve(ctx: StepContext[Any], item: ItemView, resolution: Resolution, sett
         "decided_by": resolution.decided_by,
         "action": action.action if action else None,
     }
-    settlement.records.append(clock.record(
-        item, "action", batch_id=batch_id, executor_id=executor_id,
-        output=settlement.result | {"payload": dict(action.payload) if action else None},
-    ))
+    settlement.records.append(
+        clock.record(
+            item,
+            "action",
+            batch_id=batch_id,
+            executor_id=executor_id,
+            output=settlement.result | {"payload": dict(action.payload) if action else None},
+        )
+    )
 
 
 def _gate_output(item: ItemView, verdict: Auto | Review) -> dict[str, Any]:
@@ -111,27 +138,37 @@ def _gate_output(item: ItemView, verdict: Auto | Review) -> dict[str, Any]:
     if isinstance(verdict, Auto):
         return output | {"verdict": "auto"}
     priority = item.priority if verdict.priority is None else verdict.priority
-    return output | {"verdict": "review", "reason": verdict.reason, "queue": verdict.queue,
-                     "priority": priority}
+    return output | {
+        "verdict": "review",
+        "reason": verdict.reason,
+        "queue": verdict.queue,
+        "priority": priority,
+    }
 
 
-def _plan(ctx: StepContext[Any], item: ItemView, *, batch_id: str,
-          executor_id: str) -> _Settlement:
+def _plan(ctx: StepContext[Any], item: ItemView, *, batch_id: str, executor_id: str) -> _Settlement:
     """Phase 1 for one item of a batch: gate, then (if automatic) action. Writes nothing."""
     assert ctx.pipeline.gate_fn is not None
     settlement = _Settlement(item, status="failed")
     clock, phase = _Clock(), "gate"
     try:
         verdict = ctx.pipeline.gate_fn(ctx, item)
-        settlement.records.append(clock.record(item, "gate", batch_id=batch_id,
-                                               executor_id=executor_id,
-                                               output=_gate_output(item, verdict)))
+        settlement.records.append(
+            clock.record(
+                item,
+                "gate",
+                batch_id=batch_id,
+                executor_id=executor_id,
+                output=_gate_output(item, verdict),
+            )
+        )
         if isinstance(verdict, Review):
             settlement.status = "waiting_review"
             return settlement
         phase = "action"
-        resolution = Resolution("auto", "auto", dict(verdict.proposal),
-                                label=verdict.proposal.get("label"))
+        resolution = Resolution(
+            "auto", "auto", dict(verdict.proposal), label=verdict.proposal.get("label")
+        )
         _resolve(ctx, item, resolution, settlement, batch_id=batch_id, executor_id=executor_id)
     except Exception as exc:  # a gate or action bug fails this item, not the batch
         log.exception("%s failed for item %s", phase, item.id)
@@ -146,30 +183,49 @@ def _write(store: Store, conn: Connection, settlements: Sequence[_Settlement]) -
     now = utcnow()
     write_step_runs(store, conn, [r for s in settlements for r in s.records])
     actions = [
-        {"id": new_id("obx"), "item_id": s.item.id, "pipeline": s.item.pipeline,
-         "action": s.action.action, "payload": dict(s.action.payload),
-         "decided_by": s.decided_by, "created_at": now}
-        for s in settlements if s.action is not None
+        {
+            "id": new_id("obx"),
+            "item_id": s.item.id,
+            "pipeline": s.item.pipeline,
+            "action": s.action.action,
+            "payload": dict(s.action.payload),
+            "decided_by": s.decided_by,
+            "created_at": now,
+        }
+        for s in settlements
+        if s.action is not None
     ]
     if actions:
-        conn.execute(insert_ignore(store, outbox).values(actions).on_conflict_do_nothing())
+        conn.execute(insert_ignore(store, outbox).on_conflict_do_nothing(), actions)
     updates = [
-        {"item": s.item.id, "new_status": s.status, "result": s.result,
-         "error_type": type(s.error).__name__ if s.error else None,
-         "error": str(s.error)[:4000] if s.error else None,
-         "completed_at": None if s.status == "waiting_review" else now}
+        {
+            "item": s.item.id,
+            "new_status": s.status,
+            "result": s.result,
+            "error_type": type(s.error).__name__ if s.error else None,
+            "error": str(s.error)[:4000] if s.error else None,
+            "completed_at": None if s.status == "waiting_review" else now,
+        }
         for s in settlements
     ]
     if updates:
         conn.execute(
             update(work_items)
-            .where(and_(work_items.c.id == bindparam("item"),
-                        # (an IN list cannot be used with executemany)
-                        or_(work_items.c.status == "running",
-                            work_items.c.status == "waiting_review")))
-            .values(status=bindparam("new_status"), result=bindparam("result"),
-                    error_type=bindparam("error_type"), error=bindparam("error"),
-                    completed_at=bindparam("completed_at"), updated_at=now),
+            .where(
+                and_(
+                    work_items.c.id == bindparam("item"),
+                    # (an IN list cannot be used with executemany)
+                    or_(work_items.c.status == "running", work_items.c.status == "waiting_review"),
+                )
+            )
+            .values(
+                status=bindparam("new_status"),
+                result=bindparam("result"),
+                error_type=bindparam("error_type"),
+                error=bindparam("error"),
+                completed_at=bindparam("completed_at"),
+                updated_at=now,
+            ),
             updates,
         )
 
@@ -182,13 +238,13 @@ def settle_batch(store: Store, ctx: StepContext[Any], batch_id: str, *, executor
     """
     with store.read() as conn:
         items = load_views(conn, batch_id=batch_id, status="running")
-    settlements = [_plan(ctx, item, batch_id=batch_id, executor_id=executor_id)
-                   for item in items]
+    settlements = [_plan(ctx, item, batch_id=batch_id, executor_id=executor_id) for item in items]
     if settlements:
         with store.begin() as conn:
             _write(store, conn, settlements)
-    return sum(s.decided_by == "auto" and s.status in ("completed", "rejected")
-               for s in settlements)
+    return sum(
+        s.decided_by == "auto" and s.status in ("completed", "rejected") for s in settlements
+    )
 
 
 def apply_resolution(
@@ -208,14 +264,18 @@ def apply_resolution(
     """
     settlement = _Settlement(item, status="failed")
     try:
-        _resolve(ctx, item, resolution, settlement, batch_id=batch_id,
-                 executor_id=executor_id)
+        _resolve(ctx, item, resolution, settlement, batch_id=batch_id, executor_id=executor_id)
     except Exception as exc:
         log.exception("action failed for item %s", item.id)
-        failed = _Clock().record(item, "action", batch_id=batch_id, executor_id=executor_id,
-                                 error=exc)
-        settlement = _Settlement(item, status="failed", error=exc, records=[
-            *[r for r in settlement.records if r.step == "review"], failed])
+        failed = _Clock().record(
+            item, "action", batch_id=batch_id, executor_id=executor_id, error=exc
+        )
+        settlement = _Settlement(
+            item,
+            status="failed",
+            error=exc,
+            records=[*[r for r in settlement.records if r.step == "review"], failed],
+        )
     _write(store, conn, [settlement])
 
 
@@ -224,9 +284,9 @@ def parked_items(store: Store, batch_id: str) -> list[str]:
     with store.read() as conn:
         return list(
             conn.execute(
-                select(work_items.c.id).where(
-                    work_items.c.batch_id == batch_id, work_items.c.status == "waiting_review"
-                ).order_by(work_items.c.priority, work_items.c.created_at)
+                select(work_items.c.id)
+                .where(work_items.c.batch_id == batch_id, work_items.c.status == "waiting_review")
+                .order_by(work_items.c.priority, work_items.c.created_at)
             ).scalars()
         )
 
@@ -235,6 +295,8 @@ def review_from_gate(item: ItemView) -> Review:
     """The gate's recorded :class:`Review` verdict of a parked item."""
     gate = item.outputs["gate"]
     return Review(
-        reason=gate["reason"], proposal=gate["proposal"], queue=gate["queue"],
+        reason=gate["reason"],
+        proposal=gate["proposal"],
+        queue=gate["queue"],
         priority=gate["priority"],
     )

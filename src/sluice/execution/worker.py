@@ -12,12 +12,14 @@ Example:
 from __future__ import annotations
 
 import logging
+import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import func, select
+from threadpoolctl import threadpool_limits
 
 from sluice.config import Settings
 from sluice.errors import ConfigError
@@ -99,6 +101,15 @@ class Worker:
         """
         stop = stop or threading.Event()
         started = time.monotonic()
+        # Model steps run many short native calls (~1 ms each) from several threads;
+        # with Python's default 5 ms GIL switch interval they wait on the database
+        # threads' Python work. 1 ms measured +25% throughput on the triage benchmark.
+        switch_interval = sys.getswitchinterval()
+        sys.setswitchinterval(min(switch_interval, 0.0002))
+        # One BLAS thread: parallelism comes from batches and the encoder processes, and
+        # idle OpenBLAS threads spin on the cores those need (the classify step ran at
+        # 570 items/s with two BLAS threads, 990 with one).
+        blas = threadpool_limits(1, user_api="blas")
         self.engine.launch()
         try:
             for pipeline in self.pipelines:
@@ -120,6 +131,8 @@ class Worker:
                     stop.wait(self.settings.poll_interval_seconds)
         finally:
             self.engine.shutdown()
+            sys.setswitchinterval(switch_interval)
+            blas.restore_original_limits()
             self.stats.seconds = time.monotonic() - started
         return self.stats
 

@@ -14,7 +14,7 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
@@ -228,41 +228,51 @@ def _locked_state(store: Store, conn: Connection, task_id: str) -> str:
 class TaskDesk:
     """The review plane's side of the review gate (:class:`sluice.execution.ReviewDesk`)."""
 
-    def open_task(
+    def open_tasks(
         self,
         conn: Connection,
-        item: ItemView,
-        verdict: Review,
+        parked: Sequence[tuple[ItemView, Review]],
         *,
         workflow_id: str,
         due_at: datetime,
-    ) -> str:
-        """Open the gate task of ``item`` once; return its id."""
-        existing = conn.execute(
-            select(review_tasks.c.id).where(
-                review_tasks.c.item_id == item.id, review_tasks.c.kind == "gate"
+    ) -> dict[str, str]:
+        """Open the gate task of each parked item once; return task ids by item id."""
+        ids = [item.id for item, _ in parked]
+        existing = {
+            row.item_id: row.id
+            for row in conn.execute(
+                select(review_tasks.c.item_id, review_tasks.c.id).where(
+                    review_tasks.c.item_id.in_(ids), review_tasks.c.kind == "gate"
+                )
             )
-        ).scalar_one_or_none()
-        if existing is not None:
-            return str(existing)
-        task_id = new_id("tsk")
-        conn.execute(
-            review_tasks.insert().values(
-                id=task_id,
-                item_id=item.id,
-                pipeline=item.pipeline,
-                kind="gate",
-                queue=verdict.queue,
-                priority=item.priority if verdict.priority is None else verdict.priority,
-                state="open",
-                reason=verdict.reason,
-                proposal=dict(verdict.proposal),
-                workflow_id=workflow_id,
-                created_at=utcnow(),
-                due_at=due_at,
-            )
-        )
-        return task_id
+        }
+        now = utcnow()
+        rows = [
+            {
+                "id": new_id("tsk"),
+                "item_id": item.id,
+                "pipeline": item.pipeline,
+                "kind": "gate",
+                "queue": verdict.queue,
+                "priority": item.priority if verdict.priority is None else verdict.priority,
+                "state": "open",
+                "reason": verdict.reason,
+                "proposal": dict(verdict.proposal),
+                "workflow_id": workflow_id,
+                "created_at": now,
+                "due_at": due_at,
+                "escalated_at": None,
+                "claimed_by": None,
+                "claimed_at": None,
+                "lease_until": None,
+                "decided_at": None,
+            }
+            for item, verdict in parked
+            if item.id not in existing
+        ]
+        if rows:
+            conn.execute(review_tasks.insert(), rows)
+        return existing | {row["item_id"]: row["id"] for row in rows}
 
     def resolution(self, conn: Connection, task_id: str) -> Resolution | None:
         """The task's decision as a :class:`Resolution`."""
