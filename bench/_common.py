@@ -10,7 +10,9 @@ import re
 import shlex
 import sys
 import time
-from collections.abc import Sequence
+import uuid
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -50,7 +52,7 @@ def data_dir(arg: Path | None, name: str) -> Path:
 
 def machine() -> dict[str, Any]:
     """Facts that make a figure interpretable."""
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
+    load = round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None
     return {
         "python": platform.python_version(),
         "cpus": os.cpu_count(),
@@ -119,3 +121,26 @@ def emit(result: dict[str, Any], as_json: bool, human: Sequence[tuple[str, str]]
         print(f"{key:<48} {value}")
     if as_json:
         print(json.dumps(result, default=str))
+
+
+@contextmanager
+def scratch_database(server_url: str | None) -> Iterator[str | None]:
+    """A throw-away PostgreSQL database on ``server_url``'s server (None: SQLite default).
+
+    Benchmarks never write into a database a user named: they create their own next to
+    it and drop it afterwards.
+    """
+    if not server_url:
+        yield None
+        return
+    import psycopg
+
+    name = f"sluice_bench_{uuid.uuid4().hex[:10]}"
+    base = server_url.rsplit("/", 1)[0]
+    with psycopg.connect(server_url, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield f"{base}/{name}"
+    finally:
+        with psycopg.connect(server_url, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

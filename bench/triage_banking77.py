@@ -1,4 +1,4 @@
-"""Support triage on Banking77: accuracy, automation at fixed precision, and the cost of durability.
+"""Support triage on Banking77: accuracy, automation at fixed precision, the cost of durability.
 
     python -m bench.triage_banking77 [--data DIR] [--json]
 
@@ -7,28 +7,38 @@ DIR holds ``train.csv`` and ``test.csv`` with columns ``text,category`` (default
 
 1. trains the support-intent classifier on train.csv exactly as ``sluice models train``
    does (int8 MiniLM embeddings, logistic regression, gate threshold calibrated on
-   out-of-fold predictions for the target precision);
+   out-of-fold predictions over the training data for the target precision);
 2. reports test accuracy, macro-F1, and the automation rate and precision on test.csv at
    that threshold;
-3. measures encoder throughput;
-4. runs every test message through the support-triage pipeline twice in the same process:
-   as a plain loop (encode, classify, prioritize, gate, in batches, nothing stored) and
-   durably (submitted as CloudEvents, run by a worker on DBOS with every step
-   checkpointed, every step run recorded, outbox and review tasks written). The ratio of
-   the two throughputs is the orchestration overhead.
+3. measures encoder throughput and single-sentence latency;
+4. runs every test message through the support-triage pipeline twice in one process: as
+   a plain loop (the same steps and gate in batches, nothing stored) and durably
+   (submitted as CloudEvents, run by a worker on DBOS with every step checkpointed, a
+   step run recorded per item and step, outbox rows and review tasks written). The ratio
+   of the two throughputs is the orchestration overhead.
 """
 
 from __future__ import annotations
 
 import json
+import sys
 import tempfile
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from bench._common import Timer, data_dir, emit, machine, parser, write_section
+from bench._common import (
+    Timer,
+    data_dir,
+    emit,
+    machine,
+    parser,
+    scratch_database,
+    write_section,
+)
 
 
 def main() -> None:
@@ -36,13 +46,14 @@ def main() -> None:
     folder = data_dir(args.data, "banking77")
     from sluice.config import Settings
     from sluice.models import load_encoder, read_labelled_csv, train_classifier
-    from sluice.models.training import load_classifier
+    from sluice.models.training import LabelledData, load_classifier
+    from sluice.pipelines.support_triage import triage
     from sluice.runtime import Runtime
 
     train = read_labelled_csv(folder / "train.csv")
     test = read_labelled_csv(folder / "test.csv")
     if args.limit:
-        test = type(test)(
+        test = LabelledData(
             test.texts[: args.limit], test.labels[: args.limit], test.sha256, test.origin
         )
     result: dict[str, Any] = {
@@ -54,17 +65,21 @@ def main() -> None:
         "target_precision": args.target_precision,
         "machine": machine(),
     }
+    if args.batch_size:
+        triage.batch_size = args.batch_size
 
-    with tempfile.TemporaryDirectory(prefix="sluice-bench-") as tmp:
+    with (
+        tempfile.TemporaryDirectory(prefix="sluice-bench-") as tmp,
+        scratch_database(args.postgres) as database_url,
+    ):
+        cache = Path(tmp) / "models" if args.cold_encoder else Settings().models_dir
         settings = Settings(
             home=Path(tmp),
-            database_url=args.database_url,
+            database_url=database_url,
             target_precision=args.target_precision,
-            model_cache=Path(tmp) / "models" if args.cold_encoder else None,
+            model_cache=cache,
             executor_id="bench",
         )
-        if not args.cold_encoder:
-            settings = settings.model_copy(update={"model_cache": Settings().models_dir})
         with Timer() as t_build:
             encoder = load_encoder(settings)
         result["encoder"] = {
@@ -73,38 +88,29 @@ def main() -> None:
             "processes": encoder.processes,
             "load_seconds": round(t_build.seconds, 2),
         }
-
         with Runtime(settings) as rt:
             with Timer() as t_train:
                 record = train_classifier(settings, rt.models, "support-intent", train)
             _, head, calibration = load_classifier(rt.models, "support-intent")
-            result["train_seconds"] = round(t_train.seconds, 1)
             threshold = calibration.threshold(args.target_precision)
-            result["threshold"] = threshold
-            result["cv_automation"] = round(calibration.automation(threshold), 4)
-
+            result.update(
+                model=f"{record.name}@{record.version}",
+                train_seconds=round(t_train.seconds, 1),
+                threshold=threshold,
+                cv_automation=round(calibration.automation(threshold), 4),
+            )
             with Timer() as t_encode:
-                test_vectors = encoder.encode(test.texts)
+                vectors = encoder.encode(test.texts)
             result["encode_sentences_per_s"] = round(len(test.texts) / t_encode.seconds, 1)
-            one = [time.perf_counter()]
-            for text in test.texts[:200]:
-                encoder.encode([text])
-                one.append(time.perf_counter())
-            result["encode_one_ms_p50"] = round(float(np.median(np.diff(one))) * 1000, 2)
-
-            result.update(_quality(head, test_vectors, test.labels, threshold))
-            from sluice.pipelines.support_triage import triage
-
-            if args.batch_size:
-                triage.batch_size = args.batch_size
+            result["encode_one_ms_p50"] = _one_sentence_ms(encoder, test.texts[:200])
+            result.update(_quality(head, vectors, test.labels, threshold))
             batch_size = triage.batch_size or settings.batch_size
-            result["plain_loop"] = _plain_loop(rt, test.texts, batch_size)
-            result["durable"] = _durable(rt, test.texts, test.labels, args.concurrency) | {
-                "batch_size": batch_size
-            }
-            result["model"] = f"{record.name}@{record.version}"
-    plain, durable = result["plain_loop"]["items_per_s"], result["durable"]["items_per_s"]
-    result["durable_over_plain"] = round(durable / plain, 3)
+            result["plain_loop"] = _plain_loop(rt, triage, test.texts, batch_size)
+            result["durable"] = _durable(rt, triage, test.texts, test.labels, args.concurrency)
+            result["durable"]["batch_size"] = batch_size
+    plain = result["plain_loop"]["items_per_s"]
+    result["durable_over_plain"] = round(result["durable"]["steady_items_per_s"] / plain, 3)
+    result["durable_over_plain_with_startup"] = round(result["durable"]["items_per_s"] / plain, 3)
     _report(result, args)
 
 
@@ -121,13 +127,15 @@ def _args() -> Any:
         "--concurrency",
         type=int,
         default=None,
-        help="batches a worker runs at once (default: the pipeline's)",
+        help="batches a worker runs at once (default: the pipeline's, 2)",
     )
     p.add_argument("--limit", type=int, default=None, help="use only the first N test rows")
     p.add_argument(
-        "--database-url",
+        "--postgres",
         default=None,
-        help="run the durable part on this store (default: SQLite in a temp dir)",
+        metavar="URL",
+        help="run on PostgreSQL: a scratch database is created on this server and dropped "
+        "afterwards (default: SQLite in a temporary dir)",
     )
     p.add_argument(
         "--cold-encoder",
@@ -135,6 +143,14 @@ def _args() -> Any:
         help="build the int8 encoder from scratch instead of using the cache",
     )
     return p.parse_args()
+
+
+def _one_sentence_ms(encoder: Any, texts: list[str]) -> float:
+    stamps = [time.perf_counter()]
+    for text in texts:
+        encoder.encode([text])
+        stamps.append(time.perf_counter())
+    return round(float(np.median(np.diff(stamps))) * 1000, 2)
 
 
 def _quality(head: Any, vectors: Any, labels: list[str], threshold: float) -> dict[str, Any]:
@@ -148,25 +164,28 @@ def _quality(head: Any, vectors: Any, labels: list[str], threshold: float) -> di
         "test_accuracy": round(float(correct.mean()), 4),
         "test_macro_f1": round(float(f1_score(labels, predicted, average="macro")), 4),
         "test_automation": round(float(confident.mean()), 4),
-        "test_auto_precision": round(float(correct[confident].mean()), 4)
-        if confident.any()
-        else None,
+        "test_auto_precision": (
+            round(float(correct[confident].mean()), 4) if confident.any() else None
+        ),
     }
 
 
-def _plain_loop(rt: Any, texts: list[str], batch_size: int) -> dict[str, Any]:
-    """The same steps and gate, called directly: no store, no engine, nothing durable."""
-    from sluice.execution import ItemView, StepContext
-    from sluice.pipelines.support_triage import triage
+def _plain_loop(rt: Any, pipeline: Any, texts: list[str], batch_size: int) -> dict[str, Any]:
+    """The pipeline's steps and gate called directly: no store, no engine, nothing durable.
 
-    ctx: StepContext[Any] = triage.load_resources(rt.settings, rt.store)
-    from datetime import UTC, datetime
+    It runs under the same process settings a worker uses (one BLAS thread, a short GIL
+    switch interval; see ``Worker.run``), so the comparison is fair.
+    """
+    from threadpoolctl import threadpool_limits
 
+    from sluice.execution import ItemView
+
+    ctx = pipeline.load_resources(rt.settings, rt.store)
     now = datetime.now(UTC)
     views = [
         ItemView(
             id=str(i),
-            pipeline=triage.name,
+            pipeline=pipeline.name,
             source="plain",
             event_id=str(i),
             type="t",
@@ -177,49 +196,43 @@ def _plain_loop(rt: Any, texts: list[str], batch_size: int) -> dict[str, Any]:
         )
         for i, t in enumerate(texts)
     ]
-    auto = 0
-    # The same process settings a worker uses (see Worker.run): a fair comparison.
-    import sys
-
-    from threadpoolctl import threadpool_limits
-
     switch = sys.getswitchinterval()
     sys.setswitchinterval(min(switch, 0.0002))
+    auto = 0
     cpu0 = time.process_time()
-    with threadpool_limits(1, user_api="blas"), Timer() as t:
-        for start in range(0, len(views), batch_size):
-            batch = views[start : start + batch_size]
-            outputs: dict[str, list[Any]] = {}
-            for spec in triage.steps:
-                current = [
-                    ItemView(
-                        **{**v.__dict__, "outputs": {k: o[i].value for k, o in outputs.items()}}
-                    )
-                    for i, v in enumerate(batch)
-                ]
-                outputs[spec.name] = list(spec.fn(ctx, current))
-            for i, v in enumerate(batch):
-                view = ItemView(
-                    **{**v.__dict__, "outputs": {k: o[i].value for k, o in outputs.items()}}
-                )
-                verdict = triage.gate_fn(ctx, view)  # type: ignore[misc]
-                auto += type(verdict).__name__ == "Auto"
-    sys.setswitchinterval(switch)
+    try:
+        with threadpool_limits(1, user_api="blas"), Timer() as t:
+            for start in range(0, len(views), batch_size):
+                batch = views[start : start + batch_size]
+                outputs: dict[str, list[Any]] = {}
+                for spec in pipeline.steps:
+                    current = [_with_outputs(v, outputs, i) for i, v in enumerate(batch)]
+                    outputs[spec.name] = list(spec.fn(ctx, current))
+                for i, view in enumerate(batch):
+                    verdict = pipeline.gate_fn(ctx, _with_outputs(view, outputs, i))
+                    auto += type(verdict).__name__ == "Auto"
+    finally:
+        sys.setswitchinterval(switch)
     cpu = time.process_time() - cpu0
     return {
         "seconds": round(t.seconds, 3),
         "items_per_s": round(len(texts) / t.seconds, 1),
-        "cpu_ms_per_item": round(1000 * cpu / len(texts), 3),
+        "cpu_ms_per_item_main_process": round(1000 * cpu / len(texts), 3),
         "auto_handled": auto,
     }
 
 
+def _with_outputs(view: Any, outputs: dict[str, list[Any]], index: int) -> Any:
+    from dataclasses import replace
+
+    return replace(view, outputs={k: o[index].value for k, o in outputs.items()})
+
+
 def _durable(
-    rt: Any, texts: list[str], labels: list[str], concurrency: int | None
+    rt: Any, pipeline: Any, texts: list[str], labels: list[str], concurrency: int | None
 ) -> dict[str, Any]:
-    from sluice.execution import parse_jsonl, submit_lines
+    from sluice.execution import parse_jsonl, run_window, submit_lines
     from sluice.observability import build_run_report
-    from sluice.pipelines.support_triage import triage
 
     source = "bench/banking77"
     lines = [
@@ -237,45 +250,55 @@ def _durable(
     with Timer() as t_submit:
         submitted = submit_lines(
             rt.store,
-            triage,
+            pipeline,
             parse_jsonl(lines, max_bytes=rt.settings.max_event_bytes),
             origin="bench",
         )
-    worker = rt.worker([triage.name], concurrency=concurrency)
+    worker = rt.worker([pipeline.name], concurrency=concurrency)
     cpu0 = time.process_time()
     with Timer() as t_run:
         worker.run(drain=True)
     cpu = time.process_time() - cpu0
     truth = {f"b{i}": label for i, label in enumerate(labels)}
     report = build_run_report(
-        rt.store, pipeline=triage.name, source=source, wall_seconds=t_run.seconds, truth=truth
+        rt.store, pipeline=pipeline.name, source=source, wall_seconds=t_run.seconds, truth=truth
     )
+    window = run_window(rt.store, source=source)
+    assert window is not None, "the durable run recorded no step runs"
+    steady = (window[1] - window[0]).total_seconds()
     return {
+        "store": rt.store.dialect,
         "intake_events_per_s": round(len(submitted.accepted) / t_submit.seconds, 1),
         "seconds": round(t_run.seconds, 3),
-        "cpu_ms_per_item": round(1000 * cpu / max(report.processed, 1), 3),
         "items_per_s": report.throughput_per_s,
+        "steady_seconds": round(steady, 3),
+        "steady_items_per_s": round(report.processed / steady, 1),
+        "startup_and_drain_seconds": round(t_run.seconds - steady, 3),
+        "cpu_ms_per_item_main_process": round(1000 * cpu / max(report.processed, 1), 3),
         "processed": report.processed,
         "auto_handled": report.auto_handled,
         "waiting_review": report.waiting_review,
         "auto_precision": report.auto_precision,
         "latency_ms": report.latency_ms,
         "end_to_end_ms": report.end_to_end_ms,
-        "store": rt.store.dialect,
     }
 
 
 def _report(result: dict[str, Any], args: Any) -> None:
     d, p = result["durable"], result["plain_loop"]
+    precision = result["test_auto_precision"]
     rows = [
         ("test accuracy", f"{result['test_accuracy']:.1%}"),
         ("test macro-F1", f"{result['test_macro_f1']:.3f}"),
         (
-            f"gate threshold for {result['target_precision']:.0%} precision (from train CV)",
+            f"gate threshold for {result['target_precision']:.0%} precision (train CV)",
             f"{result['threshold']:.3f}",
         ),
         ("automation on test at that threshold", f"{result['test_automation']:.1%}"),
-        ("precision of auto-handled test items", f"{result['test_auto_precision']:.1%}"),
+        (
+            "precision of auto-handled test items",
+            "n/a" if precision is None else f"{precision:.1%}",
+        ),
         (
             "encoder throughput",
             f"{result['encode_sentences_per_s']:.0f} sentences/s "
@@ -284,15 +307,22 @@ def _report(result: dict[str, Any], args: Any) -> None:
         ("encoder latency, one sentence (p50)", f"{result['encode_one_ms_p50']:.2f} ms"),
         ("plain loop (no durability)", f"{p['items_per_s']:.0f} items/s"),
         (
-            f"durable pipeline ({d['store']}, batches of {d['batch_size']})",
-            f"{d['items_per_s']:.0f} items/s",
+            f"durable pipeline ({d['store']}, batches of {d['batch_size']}), steady state",
+            f"{d['steady_items_per_s']:.0f} items/s",
         ),
-        ("durable / plain", f"{result['durable_over_plain']:.2f}"),
-        ("intake (submit, validated + stored)", f"{d['intake_events_per_s']:.0f} events/s"),
         (
-            "durable: classify step latency p50/p95",
-            f"{d['latency_ms']['classify']['p50']:.0f} / "
-            f"{d['latency_ms']['classify']['p95']:.0f} ms",
+            "durable / plain (orchestration overhead; target >= 0.5)",
+            f"{result['durable_over_plain']:.2f}",
+        ),
+        (
+            "durable incl. engine start-up and drain",
+            f"{d['items_per_s']:.0f} items/s, ratio {result['durable_over_plain_with_startup']:.2f}"
+            f" ({d['startup_and_drain_seconds']:.1f} s fixed)",
+        ),
+        ("intake (validated and stored)", f"{d['intake_events_per_s']:.0f} events/s"),
+        (
+            "durable classify step latency p50 / p95",
+            "{p50:.0f} / {p95:.0f} ms".format(**d["latency_ms"]["classify"]),
         ),
     ]
     emit(result, args.json, rows)
@@ -304,11 +334,13 @@ def _report(result: dict[str, Any], args: Any) -> None:
             notes=(
                 f"{result['train_rows']} training and {result['test_rows']} test messages, "
                 f"{result['labels']} intents. The threshold is chosen on out-of-fold "
-                "predictions over the training data only. The plain loop runs the same "
-                "steps and gate on the same encoder in batches of the same size, storing "
-                "nothing; the durable run checkpoints every step in DBOS, records a step run "
-                "per item and step, and writes outbox records and review tasks. Both run in "
-                "one process, one after the other, so machine noise affects both."
+                "predictions over the training data only. The plain loop runs the same steps "
+                "and gate on the same encoder in batches of the same size and stores nothing; "
+                "the durable run checkpoints every step in DBOS, records a step run per item "
+                "and step, and writes outbox records and review tasks. Both run in one process, "
+                "one after the other. Steady state is measured from the first step's start to "
+                "the last step's end; the line below it adds the engine's start-up (DBOS picks "
+                "up a new queue within about a second) and the drain check."
             ),
             result=result,
         )

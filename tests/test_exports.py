@@ -40,6 +40,7 @@ PUBLIC = {
         "queue_counts",
         "registered_pipelines",
         "retry_items",
+        "run_window",
         "retry_rejection",
         "review_workflow_id",
         "send_in_transaction",

@@ -28,6 +28,7 @@ from sluice.execution.items import (
     list_items,
     list_outbox,
     retry_items,
+    run_window,
     step_latencies,
 )
 from sluice.execution.pipeline import (
@@ -89,6 +90,7 @@ __all__ = [
     "registered_pipelines",
     "retry_items",
     "retry_rejection",
+    "run_window",
     "review_workflow_id",
     "send_in_transaction",
     "set_review_desk",

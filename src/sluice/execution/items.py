@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 
 from sluice.errors import NotFoundError, TaskStateError
 from sluice.execution.tables import outbox, step_runs, work_items
@@ -17,6 +18,7 @@ __all__ = [
     "list_items",
     "list_outbox",
     "retry_items",
+    "run_window",
     "step_latencies",
 ]
 
@@ -178,3 +180,28 @@ def step_latencies(store: Store, *, source: str) -> dict[str, list[float]]:
         for step, latency in conn.execute(query):
             out.setdefault(step, []).append(float(latency))
     return out
+
+
+def run_window(store: Store, *, source: str) -> tuple[datetime, datetime] | None:
+    """First step start and last step finish over one source's items (None if no runs).
+
+    The steady-state throughput of a run is its items over this window: it leaves out
+    the engine's start-up and the time a draining worker takes to notice it is done.
+    """
+    query = (
+        select(func.min(step_runs.c.started_at), func.max(step_runs.c.finished_at))
+        .join(work_items, work_items.c.id == step_runs.c.item_id)
+        .where(work_items.c.source == source)
+    )
+    with store.read() as conn:
+        first, last = conn.execute(query).one()
+    if first is None or last is None:
+        return None
+    return _utc(first), _utc(last)
+
+
+def _utc(value: Any) -> datetime:
+    # Aggregates bypass the column type on SQLite and come back as naive UTC.
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
