@@ -38,6 +38,7 @@ PUBLIC = {
         "parse_event_obj",
         "parse_jsonl",
         "queue_counts",
+        "recover_executor",
         "registered_pipelines",
         "retry_items",
         "run_window",

@@ -28,7 +28,7 @@ class Settings(BaseSettings):
 
     home: Path = Field(
         default=Path(".sluice"),
-        description="Directory for local state: the SQLite databases, built models, logs.",
+        description="Directory for local state: the SQLite store and the built models.",
     )
     database_url: str | None = Field(
         default=None,
@@ -75,7 +75,11 @@ class Settings(BaseSettings):
     poll_interval_seconds: float = Field(
         default=0.25,
         gt=0,
-        description="How often a worker looks for new items and the engine polls its queues.",
+        description=(
+            "How often, in seconds, a worker looks for new items, and the engine checks for "
+            "review decisions (on SQLite) and review runs to start. Batch runs are picked "
+            "up every 20 ms at most."
+        ),
     )
     review_sla_seconds: float = Field(
         default=24 * 3600.0,

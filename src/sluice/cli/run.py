@@ -20,7 +20,7 @@ from sluice.cli._common import (
     progress_bar,
     runtime,
 )
-from sluice.errors import IntakeError
+from sluice.errors import ConfigError, IntakeError
 
 __all__ = ["register"]
 
@@ -123,7 +123,11 @@ def _print_demo(out: dict[str, object]) -> None:
 
 
 def _pct(p: dict[str, float]) -> str:
-    return f"p50 {p['p50']:.1f} ms · p95 {p['p95']:.1f} ms · p99 {p['p99']:.1f} ms"
+    return " · ".join(f"{k} {_ms(p[k])}" for k in ("p50", "p95", "p99"))
+
+
+def _ms(value: float) -> str:
+    return f"{value:.2f} ms" if value < 10 else f"{value:.0f} ms"
 
 
 @handle_errors
@@ -246,6 +250,37 @@ def worker(
 
 
 @handle_errors
+def recover(
+    executor_id: Annotated[str, typer.Argument(help="Executor id of the dead worker.")],
+    yes: Annotated[bool, typer.Option("--yes", help="Confirm that the worker is gone.")] = False,
+    as_json: bool = JsonOption,
+) -> None:
+    """Hand the unfinished runs of a worker that is gone for good to the live workers.
+
+    A crashed worker recovers its own runs when it restarts with the same executor id;
+    use this only when that will not happen (the host is gone). If the worker is in fact
+    alive, its runs would be worked on twice (safely, but wastefully).
+    """
+    from sluice.execution import recover_executor
+
+    if not yes:
+        raise ConfigError(
+            f"refusing to take over runs of {executor_id!r} without --yes",
+            hint="make sure that worker is stopped for good, then add --yes",
+        )
+    with runtime() as rt:
+        moved = recover_executor(rt.store, executor_id)
+    if as_json:
+        emit_json({"executor_id": executor_id, "resumed": moved})
+    else:
+        total = sum(moved.values())
+        console.print(
+            f"handed {total} run(s) of {executor_id} to live workers"
+            + (f": {moved}" if moved else "")
+        )
+
+
+@handle_errors
 def pipelines(as_json: bool = JsonOption) -> None:
     """List the declared pipelines, their steps and queue limits."""
     with runtime() as rt:
@@ -273,4 +308,5 @@ def register(app: typer.Typer) -> None:
     app.add_typer(demo_app, name="demo")
     app.command("submit")(submit)
     app.command("worker")(worker)
+    app.command("recover")(recover)
     app.command("pipelines")(pipelines)

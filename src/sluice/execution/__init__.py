@@ -6,7 +6,7 @@ used only inside this package (``engine.py``).
 """
 
 from sluice.execution.desk import ReviewDesk, set_review_desk
-from sluice.execution.engine import review_workflow_id, send_in_transaction
+from sluice.execution.engine import recover_executor, review_workflow_id, send_in_transaction
 from sluice.execution.events import (
     PRIORITIES,
     CloudEvent,
@@ -87,11 +87,12 @@ __all__ = [
     "parse_event_obj",
     "parse_jsonl",
     "queue_counts",
+    "recover_executor",
     "registered_pipelines",
     "retry_items",
     "retry_rejection",
-    "run_window",
     "review_workflow_id",
+    "run_window",
     "send_in_transaction",
     "set_review_desk",
     "step_latencies",

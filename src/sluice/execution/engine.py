@@ -53,6 +53,7 @@ __all__ = [
     "DECISION_TOPIC",
     "Engine",
     "current_engine",
+    "recover_executor",
     "review_workflow_id",
     "send_in_transaction",
 ]
@@ -262,10 +263,45 @@ def _sqlite_creator(store: Store) -> Any:
 
 
 # --------------------------------------------------------------------------------------
-# Cross-process wake-up of review waits
+# Calls from processes that run no engine (CLI, API): wake-ups and recovery
 # --------------------------------------------------------------------------------------
 _CLIENTS: dict[str, DBOSClient] = {}
 _CLIENTS_LOCK = threading.Lock()
+
+
+def _client(store: Store) -> DBOSClient:
+    url = sqlalchemy_url(store.settings.resolved_database_url())
+    with _CLIENTS_LOCK:
+        if url not in _CLIENTS:
+            _CLIENTS[url] = DBOSClient(system_database_url=url)
+        return _CLIENTS[url]
+
+
+def recover_executor(store: Store, executor_id: str) -> dict[str, int]:
+    """Hand the unfinished runs of a dead worker to the live ones.
+
+    Runs are recovered automatically when a worker restarts with the same executor id.
+    When a host is gone for good, this moves its pending runs back onto their queues,
+    where any live worker of the same application version picks them up.
+
+    Only call it for an executor that is really gone: a live one would keep running the
+    same runs, and although the engine fences the stale copy and every step is
+    idempotent, work would be done twice.
+
+    Returns:
+        Number of runs handed over, by queue.
+    """
+    client = _client(store)
+    pending = client.list_workflows(
+        status="PENDING", executor_id=executor_id, application_name="sluice"
+    )
+    by_queue: dict[str | None, list[str]] = {}
+    for workflow in pending:
+        by_queue.setdefault(workflow.queue_name, []).append(workflow.workflow_id)
+    for queue, ids in by_queue.items():
+        # Back onto its own queue, so the queue's concurrency limits keep applying.
+        client.resume_workflows(ids, queue_name=queue)
+    return {queue or "(engine)": len(ids) for queue, ids in by_queue.items()}
 
 
 def send_in_transaction(
@@ -276,13 +312,7 @@ def send_in_transaction(
     Works from any process (CLI, API, another worker): the message is a row in the same
     database, committed with the caller's decision or not at all.
     """
-    url = sqlalchemy_url(store.settings.resolved_database_url())
-    with _CLIENTS_LOCK:
-        client = _CLIENTS.get(url)
-        if client is None:
-            client = DBOSClient(system_database_url=url)
-            _CLIENTS[url] = client
-    client.send_in_transaction(conn, workflow_id, message, DECISION_TOPIC)
+    _client(store).send_in_transaction(conn, workflow_id, message, DECISION_TOPIC)
 
 
 # --------------------------------------------------------------------------------------

@@ -201,7 +201,7 @@ def run_window(store: Store, *, source: str) -> tuple[datetime, datetime] | None
 
 
 def _utc(value: Any) -> datetime:
-    # Aggregates bypass the column type on SQLite and come back as naive UTC.
-    if isinstance(value, str):
-        value = datetime.fromisoformat(value)
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
+    # Aggregates bypass the column type on SQLite and come back as naive UTC text.
+    moment = datetime.fromisoformat(value) if isinstance(value, str) else value
+    assert isinstance(moment, datetime)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)

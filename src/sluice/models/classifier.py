@@ -150,7 +150,7 @@ def choose_threshold(confidence: Floats, correct: npt.NDArray[np.bool_], target:
     target the threshold is above every confidence (automate nothing).
 
     >>> conf = np.array([0.99, 0.95, 0.9, 0.6], dtype=np.float32)
-    >>> choose_threshold(conf, np.array([True, True, False, True]), 0.9)
+    >>> round(choose_threshold(conf, np.array([True, True, False, True]), 0.9), 6)
     0.95
     """
     if confidence.shape != correct.shape or confidence.ndim != 1:

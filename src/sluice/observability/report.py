@@ -82,6 +82,7 @@ def build_run_report(
     source: str,
     wall_seconds: float,
     truth: Mapping[str, str] | None = None,
+    step_order: Sequence[str] = (),
 ) -> RunReport:
     """Summarize the items submitted under ``source`` (see :class:`RunReport`).
 
@@ -91,6 +92,7 @@ def build_run_report(
         source: CloudEvent source the run's events were submitted with.
         wall_seconds: Wall time to report throughput against.
         truth: Known correct label per event id, to measure precision.
+        step_order: Steps in the order to list their latencies (others follow).
     """
     rows = item_outcomes(store, source=source)
     auto = [
@@ -128,7 +130,16 @@ def build_run_report(
         automation_rate=round(len(auto) / processed, 4) if processed else 0.0,
         auto_precision=precision,
         auto_correct=correct,
-        latency_ms={step: percentiles(v) for step, v in sorted(latencies.items())},
+        latency_ms={
+            step: percentiles(latencies[step])
+            for step in sorted(
+                latencies,
+                key=lambda s: (
+                    list(step_order).index(s) if s in step_order else len(step_order),
+                    s,
+                ),
+            )
+        },
         end_to_end_ms=percentiles(end_to_end),
         wall_seconds=round(wall_seconds, 3),
         throughput_per_s=round(processed / wall_seconds, 2) if wall_seconds > 0 else 0.0,

@@ -121,6 +121,11 @@ def run_demo(
     runtime.worker([triage.name]).run(drain=True, on_tick=tick)
     wall = time.monotonic() - run_started
     report = build_run_report(
-        runtime.store, pipeline=triage.name, source=source, wall_seconds=wall, truth=truth
+        runtime.store,
+        pipeline=triage.name,
+        source=source,
+        wall_seconds=wall,
+        truth=truth,
+        step_order=[*(s.name for s in triage.steps), "gate", "review", "action"],
     )
     return DemoResult(report=report, model=model, train_seconds=train_seconds, run_id=run_id)
