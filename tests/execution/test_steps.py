@@ -110,3 +110,39 @@ def test_call_with_timeout_returns_fast_results_and_stops_waiting_for_slow_ones(
 
     with pytest.raises(StepTimeoutError, match=r"within 0\.05 s"):
         call_with_timeout(lambda: time.sleep(1), 0.05, "sleepy")
+
+
+def test_a_repeated_completion_is_kept_as_a_duplicate_not_a_second_result(
+    runtime: Any, toys: Any
+) -> None:
+    from datetime import UTC, datetime
+
+    from sluice.execution.records import StepRecord, write_step_runs
+    from sluice.execution.tables import work_items
+
+    batch = _batch(runtime, "toy-flaky", ["x"])
+    with runtime.store.read() as conn:
+        item_id = conn.execute(
+            select(work_items.c.id).where(work_items.c.batch_id == batch.id)
+        ).scalar_one()
+    now = datetime.now(UTC)
+
+    def record(value: str) -> StepRecord:
+        return StepRecord(
+            item_id=item_id,
+            step="wobble",
+            attempt=1,
+            status="completed",
+            started_at=now,
+            finished_at=now,
+            latency_ms=1.0,
+            input_hash="h",
+            output={"v": value},
+        )
+
+    with runtime.store.begin() as conn:
+        assert write_step_runs(runtime.store, conn, [record("first")]) == 0
+    with runtime.store.begin() as conn:
+        assert write_step_runs(runtime.store, conn, [record("second")]) == 1
+    rows = {r.status: r.output["v"] for r in _runs(runtime)}
+    assert rows == {"completed": "first", "duplicate": "second"}

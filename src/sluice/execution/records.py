@@ -73,27 +73,41 @@ def write_step_runs(store: Store, conn: Connection, records: Iterable[StepRecord
 
     A second completed run of the same item and step cannot happen by design (a step
     skips items that completed it); if it ever does, the earlier result stands, the later
-    one is kept as a ``duplicate`` row for the lineage, and a warning is logged.
+    one is kept as a ``duplicate`` row for the lineage, and a warning is logged. (Two
+    transactions racing past the check below both try to insert; the unique index keeps
+    the first and drops the second without a ``duplicate`` row.)
     """
     rows = [{"id": new_id("run"), **r.__dict__} for r in records]
     if not rows:
         return 0
-    # executemany with a cached statement: ~6x faster than one multi-VALUES statement,
-    # which SQLAlchemy compiles afresh for every row count (2 ms vs 13 ms for 64 rows).
-    inserted = set(
-        conn.execute(
-            insert_ignore(store, step_runs).on_conflict_do_nothing().returning(step_runs.c.id),
-            rows,
-        ).scalars()
-    )
-    duplicates = [r | {"status": "duplicate"} for r in rows if r["id"] not in inserted]
+    completed = [r for r in rows if r["status"] == "completed"]
+    done: set[tuple[str, str]] = set()
+    for step in {r["step"] for r in completed}:
+        ids = [r["item_id"] for r in completed if r["step"] == step]
+        done |= {
+            (item_id, step)
+            for item_id in conn.execute(
+                select(step_runs.c.item_id).where(
+                    step_runs.c.step == step,
+                    step_runs.c.status == "completed",
+                    step_runs.c.item_id.in_(ids),
+                )
+            ).scalars()
+        }
+    for row in rows:
+        if row["status"] == "completed" and (row["item_id"], row["step"]) in done:
+            row["status"] = "duplicate"
+    duplicates = [r for r in rows if r["status"] == "duplicate"]
     if duplicates:
         log.warning(
             "%d completed step runs repeated an earlier completion (kept as 'duplicate'): %s",
             len(duplicates),
             ", ".join(f"{d['item_id']}/{d['step']}" for d in duplicates[:5]),
         )
-        conn.execute(step_runs.insert(), duplicates)
+    # executemany with a cached statement and no RETURNING: one multi-VALUES statement
+    # is compiled afresh for every row count (13 ms vs 2 ms for 64 rows on SQLite), and
+    # RETURNING makes PostgreSQL's executemany 4x slower (16 ms vs 4 ms for 128 rows).
+    conn.execute(insert_ignore(store, step_runs).on_conflict_do_nothing(), rows)
     return len(duplicates)
 
 
