@@ -150,24 +150,32 @@ def submit(
     """
     from sluice.execution import parse_jsonl, submit_lines
 
-    with runtime() as rt:
+    with runtime() as rt, progress_bar(not as_json) as progress:
         target = rt.pipeline(pipeline)
+        limit = rt.settings.max_event_bytes
         if str(file) == "-":
             report = submit_lines(
-                rt.store,
-                target,
-                parse_jsonl(sys.stdin, max_bytes=rt.settings.max_event_bytes),
-                origin="stdin",
+                rt.store, target, parse_jsonl(sys.stdin, max_bytes=limit), origin="stdin"
             )
         else:
             if not file.is_file():
                 raise IntakeError(f"no such file: {file}")
+            with file.open("rb") as raw:
+                total = sum(1 for _ in raw)
+            done = 0
+
+            def tick(lines: int) -> None:
+                nonlocal done
+                done += lines
+                progress("submit", done, total)
+
             with file.open(encoding="utf-8", errors="replace") as fh:
                 report = submit_lines(
                     rt.store,
                     target,
-                    parse_jsonl(fh, max_bytes=rt.settings.max_event_bytes),
+                    parse_jsonl(fh, max_bytes=limit),
                     origin=str(file.resolve()),
+                    progress=tick,
                 )
     if as_json:
         emit_json(report.to_dict())

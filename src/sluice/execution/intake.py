@@ -8,7 +8,7 @@ all-or-nothing; a file is processed in chunks, so one bad line never blocks the 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -64,15 +64,23 @@ def _queued_count(conn: Connection, pipeline: str) -> int:
 
 
 def submit_lines(
-    store: Store, pipeline: Pipeline, lines: Iterable[ParsedLine], *, origin: str
+    store: Store,
+    pipeline: Pipeline,
+    lines: Iterable[ParsedLine],
+    *,
+    origin: str,
+    progress: Callable[[int], Any] | None = None,
 ) -> SubmitReport:
     """Submit parsed JSONL lines (see :func:`sluice.execution.events.parse_jsonl`).
 
     Valid events become items (or are reported as duplicates); invalid ones are stored
     as rejections with their line number. Lines are written in chunks of 500, each in
-    one transaction.
+    one transaction. Once the pipeline's queue is full, the remaining lines are reported
+    as deferred (resubmit the file later: accepted lines are skipped as duplicates).
+    ``progress`` is called with the number of lines handled after each chunk.
 
     Raises:
+        BackpressureError: The queue was full before any line could be accepted.
         StoreError: The store is unreachable (nothing of the failed chunk is written).
     """
     report = SubmitReport()
@@ -80,11 +88,34 @@ def submit_lines(
     for parsed in lines:
         chunk.append(parsed)
         if len(chunk) >= _CHUNK:
-            _submit_chunk(store, pipeline, chunk, origin, report)
+            _submit_or_defer(store, pipeline, chunk, origin, report)
+            if progress:
+                progress(len(chunk))
             chunk = []
     if chunk:
-        _submit_chunk(store, pipeline, chunk, origin, report)
+        _submit_or_defer(store, pipeline, chunk, origin, report)
+        if progress:
+            progress(len(chunk))
+    if report.deferred and not report.accepted and not report.duplicates:
+        # Nothing fitted: say so as an error the caller can retry, not as a silent no-op.
+        raise BackpressureError(
+            f"pipeline {pipeline.name!r} has {store.settings.max_queued_items} items queued",
+            hint="start more workers or retry later; resubmitting is safe (idempotent)",
+        )
     return report
+
+
+def _submit_or_defer(
+    store: Store,
+    pipeline: Pipeline,
+    chunk: Sequence[ParsedLine],
+    origin: str,
+    report: SubmitReport,
+) -> None:
+    if report.deferred:  # the queue filled up earlier in this submission
+        report.deferred.extend(p.line for p in chunk)
+        return
+    _submit_chunk(store, pipeline, chunk, origin, report)
 
 
 def submit_events(
@@ -179,12 +210,6 @@ def _submit_chunk(
             report.duplicates.append((line, item_for_key[key]))
         else:  # its first occurrence was deferred by backpressure
             report.deferred.append(line)
-    if report.deferred and not report.accepted and not report.duplicates:
-        # Nothing fitted: say so as an error the caller can retry, not as a silent no-op.
-        raise BackpressureError(
-            f"pipeline {pipeline.name!r} has {store.settings.max_queued_items} items queued",
-            hint="start more workers or retry later; resubmitting is safe (idempotent)",
-        )
 
 
 def _existing_ids(conn: Connection, keys: list[tuple[str, str]]) -> dict[tuple[str, str], str]:
