@@ -6,6 +6,9 @@
   executions), slowed by ``data.sleep_ms`` so a worker can be killed mid-run.
 * ``toy-flaky``: fails the first attempts of items whose text says "flaky", times out on
   "slow", and always raises on "poison".
+
+The action of every toy raises for texts containing a word in ``BROKEN_ACTIONS`` (a test
+adds and removes words), to fail an item at its action and retry it.
 """
 
 from __future__ import annotations
@@ -47,7 +50,16 @@ def _gate(ctx: StepContext[Any], item: ItemView) -> Verdict:
     return Auto(proposal)
 
 
+BROKEN_ACTIONS: set[str] = set()
+
+
+class ActionBroken(Exception):
+    pass
+
+
 def _act(ctx: StepContext[Any], item: ItemView, resolution: Resolution) -> Action | None:
+    if any(word in item.data["text"] for word in BROKEN_ACTIONS):
+        raise ActionBroken(f"the action is broken for {item.data['text']!r}")
     if resolution.outcome == "reject":
         return None
     return Action("echo", {"label": resolution.label, "by": resolution.decided_by})

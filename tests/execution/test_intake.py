@@ -148,7 +148,7 @@ def test_priority_extension_orders_the_queue(sqlite_settings: Settings) -> None:
             for i, prio in enumerate(["low", "normal", "urgent", "high"])
         ]
         _submit(rt, lines)
-        batch = claim_batch(rt.store, "toy-echo", 2, "w")
+        batch = claim_batch(rt.store, "toy-echo", 2, "w", lambda conn, batch: None)
         assert batch is not None and batch.priority == 0
         with rt.store.read() as conn:
             claimed = set(

@@ -37,7 +37,8 @@ def _batch(runtime: Any, pipeline: str, texts: list[str]) -> Any:
     submit_lines(
         runtime.store, get_pipeline(pipeline), parse_jsonl(lines, max_bytes=10_000), origin="t"
     )
-    batch = claim_batch(runtime.store, pipeline, 100, "w")
+    # No engine here: the steps are called directly, so the batch is claimed, not run.
+    batch = claim_batch(runtime.store, pipeline, 100, "w", lambda conn, batch: None)
     assert batch is not None
     return batch
 

@@ -11,7 +11,15 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from sluice.execution import get_item, get_pipeline, parse_jsonl, queue_counts, submit_lines
+from sluice.errors import TaskStateError
+from sluice.execution import (
+    get_item,
+    get_pipeline,
+    parse_jsonl,
+    queue_counts,
+    retry_items,
+    submit_lines,
+)
 from sluice.execution.tables import outbox, step_runs
 from sluice.review import decide, list_tasks
 
@@ -151,3 +159,59 @@ def test_overdue_tasks_escalate_then_expire_and_still_take_a_decision(
         assert task.queue == "escalations" and task.escalated_at is not None
         decide(rt.store, task.id, reviewer="lead", outcome="approve")
         run_until(rt, lambda: get_item(rt.store, item_id)["status"] == "completed")
+
+
+@pytest.fixture
+def broken_action() -> Any:
+    import toy_pipelines
+
+    toy_pipelines.BROKEN_ACTIONS.add("fragile")
+    yield toy_pipelines.BROKEN_ACTIONS
+    toy_pipelines.BROKEN_ACTIONS.discard("fragile")
+
+
+def completed_runs(item: dict[str, Any], step: str) -> list[dict[str, Any]]:
+    return [s for s in item["steps"] if s["step"] == step and s["status"] == "completed"]
+
+
+def test_a_retried_item_settles_again_without_rerunning_its_steps(
+    runtime: Any, broken_action: set[str]
+) -> None:
+    (item_id, other) = submit(runtime, ["fragile one", "sturdy one"])
+    runtime.worker(["toy-echo"]).run(drain=True)
+    item = get_item(runtime.store, item_id)
+    assert item["status"] == "failed" and item["error_type"] == "ActionBroken"
+    assert get_item(runtime.store, other)["status"] == "completed"
+    with pytest.raises(TaskStateError):
+        retry_items(runtime.store, [other])  # only failed items go back
+
+    broken_action.discard("fragile")
+    retry_items(runtime.store, [item_id])
+    runtime.worker(["toy-echo"]).run(drain=True)
+
+    item = get_item(runtime.store, item_id)
+    assert item["status"] == "completed" and item["round"] == 1
+    assert item["outbox"]["payload"] == {"label": "FRAGILE ONE", "by": "auto"}
+    assert len(completed_runs(item, "shout")) == 1, "a completed step never runs again"
+    assert [r["round"] for r in completed_runs(item, "gate")] == [0, 1]
+    assert [r["round"] for r in completed_runs(item, "action")] == [1]
+    assert outbox_count(runtime) == 2
+
+
+def test_a_decision_whose_action_failed_is_applied_again_on_retry(
+    runtime: Any, broken_action: set[str]
+) -> None:
+    (item_id,) = submit(runtime, ["fragile, please review"])
+    runtime.worker(["toy-echo"]).run(drain=True)
+    (task,) = list_tasks(runtime.store)
+    decide(runtime.store, task.id, reviewer="ana", outcome="correct", label="OTHER")
+    run_until(runtime, lambda: get_item(runtime.store, item_id)["status"] == "failed")
+    assert get_item(runtime.store, item_id)["error_type"] == "ActionBroken"
+
+    broken_action.discard("fragile")
+    retry_items(runtime.store, [item_id])
+    # The decision stands: the new round applies it without asking a human again.
+    run_until(runtime, lambda: get_item(runtime.store, item_id)["status"] == "completed")
+    item = get_item(runtime.store, item_id)
+    assert item["outbox"]["payload"] == {"label": "OTHER", "by": "reviewer:ana"}
+    assert list_tasks(runtime.store, state=None)[0].id == task.id, "no second task"

@@ -2,6 +2,7 @@ import time
 from datetime import UTC, datetime
 
 import pytest
+import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Column, MetaData, Table, select, text
@@ -91,3 +92,47 @@ def test_ids_are_unique_and_sort_by_creation_time() -> None:
     assert len(set(first)) == 1000
     assert all(i.startswith("itm_") and len(i) == 30 for i in first)
     assert max(first) < later
+
+
+def test_a_store_at_an_older_revision_is_upgraded_with_its_data(settings: Settings) -> None:
+    from alembic import command
+
+    from sluice.store._engine import _make_engine
+    from sluice.store.migrate import _config
+
+    engine = _make_engine(settings)
+    with engine.begin() as conn:
+        config = _config()
+        config.attributes["connection"] = conn
+        command.upgrade(config, "0001")
+        # The table as revision 0001 had it (no `round`), written through its types.
+        old_items = sa.table(
+            "work_items",
+            *(sa.column(n) for n in ("id", "pipeline", "source", "event_id", "type")),
+            *(sa.column(n) for n in ("data", "priority", "status")),
+            sa.column("created_at", UTCDateTime()),
+            sa.column("updated_at", UTCDateTime()),
+        )
+        now = datetime.now(UTC)
+        conn.execute(
+            old_items.insert().values(
+                id="itm_old",
+                pipeline="p",
+                source="s",
+                event_id="e",
+                type="t",
+                data="{}",
+                priority=2,
+                status="completed",
+                created_at=now,
+                updated_at=now,
+            )
+        )
+    engine.dispose()
+    store = open_store(settings)
+    try:
+        assert current_revision(store) == head_revision()
+        with store.read() as conn:
+            assert conn.execute(text("SELECT round FROM work_items")).scalar_one() == 0
+    finally:
+        store.dispose()

@@ -1,18 +1,21 @@
 """Forming batches: queued items are claimed, highest priority first, into durable runs.
 
-A worker claims up to ``batch_size`` queued items of one pipeline in one transaction
-(``FOR UPDATE SKIP LOCKED`` on PostgreSQL, so many workers never claim the same item;
-the write lock on SQLite) and records the batch. The batch's durable run is enqueued
-right after; if the process dies between the two, :func:`unstarted_batches` finds the
-batch again and the enqueue is repeated under the same run id (a no-op if it happened).
+A worker claims up to ``batch_size`` queued items of one pipeline, records the batch and
+enqueues the batch's durable run, all in one transaction (``FOR UPDATE SKIP LOCKED`` on
+PostgreSQL, so many workers never claim the same item; the write lock on SQLite). So
+there is never a claimed batch without its run, nor a run without its batch.
+
+A batch is ``enqueued`` until its run has settled every item; then ``done``, or
+``settled`` while the review tasks of its parked items are being opened.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import func, select, update
+from sqlalchemy import Connection, func, select, update
 
 from sluice.execution.tables import batches, work_items
 from sluice.store import Store, new_id, utcnow
@@ -22,10 +25,9 @@ __all__ = [
     "abandon_batch",
     "claim_batch",
     "finish_batch",
-    "mark_enqueued",
     "open_batch_count",
     "reviews_opened",
-    "unstarted_batches",
+    "stale_batches",
 ]
 
 
@@ -41,12 +43,21 @@ class Batch:
 
 
 def workflow_id_for(batch_id: str) -> str:
-    """The durable run id of a batch (stable, so enqueueing twice is harmless)."""
+    """The durable run id of a batch."""
     return f"sluice-batch-{batch_id}"
 
 
-def claim_batch(store: Store, pipeline: str, size: int, executor_id: str) -> Batch | None:
-    """Claim up to ``size`` queued items of ``pipeline`` into a new batch, or None."""
+def claim_batch(
+    store: Store,
+    pipeline: str,
+    size: int,
+    executor_id: str,
+    enqueue: Callable[[Connection, Batch], None],
+) -> Batch | None:
+    """Claim up to ``size`` queued items into a new batch and enqueue its run, or None.
+
+    ``enqueue`` is called inside the claiming transaction with the batch.
+    """
     batch_id = new_id("bat")
     now = utcnow()
     with store.begin() as conn:
@@ -75,28 +86,19 @@ def claim_batch(store: Store, pipeline: str, size: int, executor_id: str) -> Bat
                 id=batch.id,
                 pipeline=pipeline,
                 workflow_id=batch.workflow_id,
-                status="formed",
+                status="enqueued",
                 size=batch.size,
                 priority=batch.priority,
                 executor_id=executor_id,
                 created_at=now,
             )
         )
+        enqueue(conn, batch)
     return batch
 
 
-def mark_enqueued(store: Store, batch_id: str) -> None:
-    """Record that the batch's durable run exists."""
-    with store.begin() as conn:
-        conn.execute(
-            update(batches)
-            .where(batches.c.id == batch_id, batches.c.status == "formed")
-            .values(status="enqueued")
-        )
-
-
 def finish_batch(store: Store, batch_id: str, *, reviews_pending: bool = False) -> None:
-    """Record that the batch's run finished: every item settled or parked.
+    """Record that the batch's run settled every item (or parked it for review).
 
     With ``reviews_pending`` the batch is ``settled`` until its review wait has opened
     the review tasks (:func:`reviews_opened`), then ``done``.
@@ -104,7 +106,7 @@ def finish_batch(store: Store, batch_id: str, *, reviews_pending: bool = False) 
     with store.begin() as conn:
         conn.execute(
             update(batches)
-            .where(batches.c.id == batch_id)
+            .where(batches.c.id == batch_id, batches.c.status == "enqueued")
             .values(status="settled" if reviews_pending else "done", finished_at=utcnow())
         )
 
@@ -135,25 +137,31 @@ def abandon_batch(store: Store, batch_id: str, error_type: str, error: str) -> i
             )
         ).rowcount
         conn.execute(
-            update(batches).where(batches.c.id == batch_id).values(status="done", finished_at=now)
+            update(batches)
+            .where(batches.c.id == batch_id, batches.c.status != "done")
+            .values(status="done", finished_at=now)
         )
     return int(failed)
 
 
-def unstarted_batches(store: Store, *, older_than_s: float = 5.0) -> list[Batch]:
-    """Batches formed but not recorded as enqueued for a while (a crash in between)."""
-    cutoff = utcnow() - timedelta(seconds=older_than_s)
-    with store.read() as conn:
-        rows = conn.execute(
-            select(batches).where(batches.c.status == "formed", batches.c.created_at < cutoff)
-        ).all()
-    return [Batch(r.id, r.pipeline, r.workflow_id, r.size, r.priority) for r in rows]
-
-
-def open_batch_count(store: Store, pipeline: str | None = None) -> int:
-    """Batches not finished yet (formed, enqueued, or settled with review tasks to open)."""
+def open_batch_count(
+    store: Store, pipeline: str | None = None, *, executor_id: str | None = None
+) -> int:
+    """Batches not done yet, optionally of one pipeline or claimed by one executor."""
     query = select(func.count()).select_from(batches).where(batches.c.status != "done")
     if pipeline:
         query = query.where(batches.c.pipeline == pipeline)
+    if executor_id:
+        query = query.where(batches.c.executor_id == executor_id)
     with store.read() as conn:
         return int(conn.execute(query).scalar_one())
+
+
+def stale_batches(store: Store, *, older_than_s: float) -> list[Batch]:
+    """Batches still open after ``older_than_s`` seconds (candidates for a health check)."""
+    cutoff = utcnow() - timedelta(seconds=older_than_s)
+    with store.read() as conn:
+        rows = conn.execute(
+            select(batches).where(batches.c.status != "done", batches.c.created_at < cutoff)
+        ).all()
+    return [Batch(r.id, r.pipeline, r.workflow_id, r.size, r.priority) for r in rows]

@@ -1,59 +1,46 @@
-"""The durable engine. DBOS Transact lives here and nowhere else in Sluice.
+"""The durable engine: DBOS Transact, configured for Sluice.
 
-Shape of a run:
-
-* ``sluice.batch`` (one workflow per batch, on the pipeline's queue): one checkpointed
-  step per declared pipeline step, then ``settle`` (gate, action, outbox), then, if the
-  gate parked items, it enqueues the batch's review wait, then ``finish``.
-* ``sluice.review`` (one async workflow per batch with parked items, id
-  ``sluice-review-<batch>``): opens a review task per parked item, waits for decisions
-  with ``DBOS.recv`` (durable: the wait and its deadline survive restarts), applies each
-  decision as it arrives, escalates the undecided tasks after the SLA, marks them
-  expired after the escalation deadline, and keeps waiting until every task is decided.
+DBOS is used only in this package (this module and :mod:`sluice.execution.workflows`).
 
 DBOS keeps its system tables in the same database as Sluice's own (the SQLite file, or
-the PostgreSQL database in schema ``dbos``). That lets a reviewer's decision and the
-message that wakes the waiting run commit in one transaction
-(:func:`send_in_transaction`): a decision can never be recorded without its wake-up.
+the PostgreSQL database in schema ``dbos``). That lets a batch's claim and its run's
+enqueue commit together, and a reviewer's decision and the message that wakes the
+waiting run commit together: neither can happen without the other.
 
-One engine per process (DBOS is a process-wide singleton). Recovery of interrupted runs
-happens at :meth:`Engine.launch` for this worker's executor id and application version
-(``SLUICE_EXECUTOR_ID``, ``SLUICE_APP_VERSION``): restart a crashed worker with the
-same executor id.
+One engine per process (DBOS is a process-wide singleton). It listens only to the queues
+of the pipelines the worker serves. Recovery of interrupted runs happens at
+:meth:`Engine.launch` for this worker's executor id and application version
+(``SLUICE_EXECUTOR_ID``, ``SLUICE_APP_VERSION``).
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import random
 import sqlite3
 import sys
 import threading
-import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from dbos import DBOS, DBOSClient, DBOSConfig, SetEnqueueOptions, SetWorkflowID
+from dbos import DBOS, DBOSClient, DBOSConfig, EnqueueOptions
 
 from sluice.config import Settings
 from sluice.errors import ConfigError, ExecutionError
 from sluice.execution import batches as batch_store
-from sluice.execution.desk import get_review_desk
 from sluice.execution.pipeline import Pipeline, StepContext, get_pipeline
-from sluice.execution.records import load_views
-from sluice.execution.settle import apply_resolution, parked_items, review_from_gate, settle_batch
-from sluice.execution.steps import run_step
-from sluice.store import Store, utcnow
+from sluice.store import Store
 from sluice.store._engine import sqlalchemy_url
 
 __all__ = [
     "DECISION_TOPIC",
     "Engine",
     "current_engine",
+    "queue_name",
     "recover_executor",
+    "review_queue_name",
     "review_workflow_id",
     "send_in_transaction",
 ]
@@ -61,14 +48,20 @@ __all__ = [
 log = logging.getLogger("sluice.execution")
 
 DECISION_TOPIC = "sluice.decision"
-#: Engine queue of the review waits: no concurrency limit, a waiting run holds no thread.
-REVIEW_QUEUE = "sluice-review"
-_DAY_S = 24 * 3600.0
+_FAILED_STATES = {"ERROR", "CANCELLED", "MAX_RECOVERY_ATTEMPTS_EXCEEDED"}
 
 
 def queue_name(pipeline: str) -> str:
-    """The engine queue of a pipeline's batches."""
+    """The engine queue of a pipeline's batch runs."""
     return f"sluice-{pipeline}"
+
+
+def review_queue_name(pipeline: str) -> str:
+    """The engine queue of a pipeline's review waits.
+
+    It has no concurrency limit: a waiting run holds no thread.
+    """
+    return f"sluice-review-{pipeline}"
 
 
 def review_workflow_id(batch_id: str) -> str:
@@ -76,9 +69,6 @@ def review_workflow_id(batch_id: str) -> str:
     return f"sluice-review-{batch_id}"
 
 
-# --------------------------------------------------------------------------------------
-# The process's engine
-# --------------------------------------------------------------------------------------
 @dataclass
 class Engine:
     """DBOS configured for Sluice, plus what its workflows need in this process.
@@ -90,13 +80,18 @@ class Engine:
 
     settings: Settings
     store: Store
+    rng: random.Random = field(default_factory=random.Random, init=False)
     _contexts: dict[str, StepContext[Any]] = field(default_factory=dict, init=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False)
-    _rng: random.Random = field(default_factory=random.Random, init=False)
-    _queues: dict[str, Any] = field(default_factory=dict, init=False)
 
-    def launch(self) -> None:
-        """Start DBOS and recover this executor's interrupted runs."""
+    def launch(self, pipelines: Sequence[Pipeline], *, worker_concurrency: int | None) -> None:
+        """Start DBOS for ``pipelines`` and recover this executor's interrupted runs.
+
+        The process listens only to these pipelines' queues, so a worker never takes a
+        run of a pipeline it does not serve (or may not even declare).
+        """
+        import sluice.execution.workflows  # noqa: F401  (registers the workflows)
+
         global _ENGINE
         if _ENGINE is not None:
             raise ExecutionError("a durable engine is already running in this process")
@@ -104,14 +99,24 @@ class Engine:
         _route_dbos_logs()
         try:
             DBOS(config=self._dbos_config())
+            names = [p.name for p in pipelines]
+            DBOS.listen_queues([*map(queue_name, names), *map(review_queue_name, names)])
             DBOS.launch()
-            # Review waits are not latency-critical and every poll costs Python time that
-            # the model steps need: poll their queue at the slower, general interval.
-            DBOS.register_queue(
-                REVIEW_QUEUE,
-                polling_interval_sec=self.settings.poll_interval_seconds,
-                on_conflict="always_update",
-            )
+            for pipeline in pipelines:
+                DBOS.register_queue(
+                    queue_name(pipeline.name),
+                    worker_concurrency=worker_concurrency or pipeline.queue.worker_concurrency,
+                    global_concurrency=pipeline.queue.concurrency,
+                    polling_interval_sec=self._queue_poll_s,
+                    on_conflict="always_update",
+                )
+                # Review waits are not latency-critical and every poll costs Python
+                # time the model steps need: poll at the slower, general interval.
+                DBOS.register_queue(
+                    review_queue_name(pipeline.name),
+                    polling_interval_sec=self.settings.poll_interval_seconds,
+                    on_conflict="always_update",
+                )
         except Exception:
             _ENGINE = None
             DBOS.destroy(destroy_registry=False)
@@ -150,37 +155,47 @@ class Engine:
             config["db_engine_kwargs"] = {"creator": _sqlite_creator(self.store)}
         return config
 
-    # -- queues ------------------------------------------------------------------------
-    def queue_for(self, pipeline: Pipeline, *, worker_concurrency: int | None = None) -> Any:
-        """Register (first call) and return the engine queue of ``pipeline``.
+    def enqueue_in(self, conn: sa.Connection, batch: batch_store.Batch) -> None:
+        """Enqueue ``batch``'s run inside ``conn``'s transaction (the claim's)."""
+        options: EnqueueOptions = {
+            "workflow_name": "sluice.batch",
+            "queue_name": queue_name(batch.pipeline),
+            "workflow_id": batch.workflow_id,
+            "app_version": self.settings.app_version,
+            # DBOS priorities: 1 is served first. Item priority 0 (urgent) -> 1.
+            "priority": batch.priority + 1,
+        }
+        _client(self.store).enqueue_in_transaction(conn, options, batch.pipeline, batch.id)
 
-        The queue's limits are stored in the database and shared by every worker: the
-        last worker to start sets ``worker_concurrency`` for all.
+    def fail_dead_batches(self, *, older_than_s: float = 30.0) -> int:
+        """Fail the items of open batches whose run ended without settling them.
+
+        A run ends that way only when even its error handling could not reach the
+        database (an outage of many minutes). Returns the number of batches closed.
         """
-        with self._lock:
-            if pipeline.name not in self._queues:
-                self._queues[pipeline.name] = DBOS.register_queue(
-                    queue_name(pipeline.name),
-                    worker_concurrency=worker_concurrency or pipeline.queue.worker_concurrency,
-                    global_concurrency=pipeline.queue.concurrency,
-                    polling_interval_sec=self._queue_poll_s,
-                    on_conflict="always_update",
+        closed = 0
+        for batch in batch_store.stale_batches(self.store, older_than_s=older_than_s):
+            status = DBOS.get_workflow_status(batch.workflow_id)
+            review = DBOS.get_workflow_status(review_workflow_id(batch.id))
+            dead = status is not None and status.status in _FAILED_STATES
+            dead_review = review is not None and review.status in _FAILED_STATES
+            if dead or dead_review:
+                which = status if dead else review
+                assert which is not None
+                log.error(
+                    "run of batch %s ended as %s; failing its unsettled items",
+                    batch.id,
+                    which.status,
                 )
-            return self._queues[pipeline.name]
+                batch_store.abandon_batch(
+                    self.store,
+                    batch.id,
+                    "RunFailed",
+                    f"the batch's durable run ended as {which.status}",
+                )
+                closed += 1
+        return closed
 
-    def enqueue_batch(self, pipeline: Pipeline, batch: batch_store.Batch) -> None:
-        """Enqueue the durable run of ``batch`` (idempotent by its workflow id)."""
-        queue = self.queue_for(pipeline)
-        # DBOS priorities: 1 is served first. Item priority 0 (urgent) -> 1.
-        with SetWorkflowID(batch.workflow_id), SetEnqueueOptions(priority=batch.priority + 1):
-            queue.enqueue(run_batch, pipeline.name, batch.id)
-        batch_store.mark_enqueued(self.store, batch.id)
-
-    def pending_runs(self, pipeline: Pipeline) -> int:
-        """Batch runs of ``pipeline`` enqueued or running (not yet finished)."""
-        return batch_store.open_batch_count(self.store, pipeline.name)
-
-    # -- what workflows need -----------------------------------------------------------
     def context(self, pipeline_name: str) -> StepContext[Any]:
         """The pipeline's step context, with resources loaded once per process."""
         with self._lock:
@@ -262,9 +277,7 @@ def _sqlite_creator(store: Store) -> Any:
     return connect
 
 
-# --------------------------------------------------------------------------------------
-# Calls from processes that run no engine (CLI, API): wake-ups and recovery
-# --------------------------------------------------------------------------------------
+# -- calls that need no running engine (CLI, API, the worker loop) ----------------------
 _CLIENTS: dict[str, DBOSClient] = {}
 _CLIENTS_LOCK = threading.Lock()
 
@@ -275,6 +288,17 @@ def _client(store: Store) -> DBOSClient:
         if url not in _CLIENTS:
             _CLIENTS[url] = DBOSClient(system_database_url=url)
         return _CLIENTS[url]
+
+
+def send_in_transaction(
+    store: Store, conn: sa.Connection, workflow_id: str, message: dict[str, Any]
+) -> None:
+    """Wake the review wait ``workflow_id`` with ``message``, inside ``conn``'s transaction.
+
+    Works from any process (CLI, API, another worker): the message is a row in the same
+    database, committed with the caller's decision or not at all.
+    """
+    _client(store).send_in_transaction(conn, workflow_id, message, DECISION_TOPIC)
 
 
 def recover_executor(store: Store, executor_id: str) -> dict[str, int]:
@@ -302,195 +326,3 @@ def recover_executor(store: Store, executor_id: str) -> dict[str, int]:
         # Back onto its own queue, so the queue's concurrency limits keep applying.
         client.resume_workflows(ids, queue_name=queue)
     return {queue or "(engine)": len(ids) for queue, ids in by_queue.items()}
-
-
-def send_in_transaction(
-    store: Store, conn: sa.Connection, workflow_id: str, message: dict[str, Any]
-) -> None:
-    """Wake the review wait ``workflow_id`` with ``message``, inside ``conn``'s transaction.
-
-    Works from any process (CLI, API, another worker): the message is a row in the same
-    database, committed with the caller's decision or not at all.
-    """
-    _client(store).send_in_transaction(conn, workflow_id, message, DECISION_TOPIC)
-
-
-# --------------------------------------------------------------------------------------
-# Workflows and their steps (registered at import, the same names in every process)
-# --------------------------------------------------------------------------------------
-# Sluice's own database work inside steps is retried by DBOS on transient errors (a
-# restarting database, a lock timeout); errors of the pipeline's code are handled by the
-# step's own RetryPolicy inside run_step and never reach here.
-_INFRA_RETRY: dict[str, Any] = {
-    "retries_allowed": True,
-    "max_attempts": 5,
-    "interval_seconds": 0.5,
-    "backoff_rate": 2.0,
-}
-
-
-@DBOS.step(name="sluice.batch.step", **_INFRA_RETRY)
-def _run_step(pipeline_name: str, batch_id: str, step_name: str) -> dict[str, int]:
-    engine = current_engine()
-    ctx = engine.context(pipeline_name)
-    spec = next(s for s in ctx.pipeline.steps if s.name == step_name)
-    summary = run_step(
-        engine.store, ctx, spec, batch_id, executor_id=engine.executor_id, rng=engine._rng
-    )
-    return {"completed": summary.completed, "skipped": summary.skipped, "failed": summary.failed}
-
-
-@DBOS.step(name="sluice.batch.settle", **_INFRA_RETRY)
-def _settle(pipeline_name: str, batch_id: str) -> list[str]:
-    engine = current_engine()
-    settle_batch(
-        engine.store, engine.context(pipeline_name), batch_id, executor_id=engine.executor_id
-    )
-    return parked_items(engine.store, batch_id)
-
-
-@DBOS.step(name="sluice.batch.finish", **_INFRA_RETRY)
-def _finish(batch_id: str, reviews_pending: bool) -> None:
-    batch_store.finish_batch(current_engine().store, batch_id, reviews_pending=reviews_pending)
-
-
-@DBOS.step(name="sluice.batch.abandon", **_INFRA_RETRY)
-def _abandon(batch_id: str, error_type: str, error: str) -> int:
-    return batch_store.abandon_batch(current_engine().store, batch_id, error_type, error)
-
-
-@DBOS.workflow(name="sluice.batch")
-def run_batch(pipeline_name: str, batch_id: str) -> dict[str, Any]:
-    """The durable run of one batch (see module docs)."""
-    pipeline = get_pipeline(pipeline_name)
-    steps = {}
-    try:
-        for spec in pipeline.steps:
-            steps[spec.name] = _run_step(pipeline_name, batch_id, spec.name)
-        parked = _settle(pipeline_name, batch_id)
-    except Exception as exc:
-        # Infrastructure failed past its retries: fail the batch's unsettled items with
-        # the error (each can be retried with `sluice items retry`) instead of leaving
-        # them running forever.
-        log.exception("batch %s abandoned", batch_id)
-        failed = _abandon(batch_id, type(exc).__name__, str(exc)[:2000])
-        return {"steps": steps, "abandoned": failed}
-    # Finish before the review wait can start: the wait moves the batch from "settled"
-    # to "done" once its tasks exist, so "settled" must already be recorded by then.
-    _finish(batch_id, bool(parked))
-    if parked:
-        # Enqueued, not started directly: an async run started from a sync workflow is
-        # recorded as failed when the process shuts down, a queued one stays pending.
-        with SetWorkflowID(review_workflow_id(batch_id)):
-            DBOS.enqueue_workflow(REVIEW_QUEUE, review_wait, pipeline_name, batch_id)
-    return {"steps": steps, "parked": len(parked)}
-
-
-@DBOS.step(name="sluice.review.open", **_INFRA_RETRY)
-async def _open_tasks(pipeline_name: str, batch_id: str) -> dict[str, Any]:
-    return await asyncio.to_thread(_open_tasks_sync, pipeline_name, batch_id)
-
-
-def _open_tasks_sync(pipeline_name: str, batch_id: str) -> dict[str, Any]:
-    engine = current_engine()
-    ctx = engine.context(pipeline_name)
-    review = ctx.pipeline.review
-    sla = review.sla_s or engine.settings.review_sla_seconds
-    due = utcnow() + timedelta(seconds=sla)
-    with engine.store.begin() as conn:
-        views = load_views(conn, batch_id=batch_id, status="waiting_review")
-        opened = get_review_desk().open_tasks(
-            conn,
-            [(v, review_from_gate(v)) for v in views],
-            workflow_id=review_workflow_id(batch_id),
-            due_at=due,
-        )
-    tasks = {task_id: item_id for item_id, task_id in opened.items()}
-    batch_store.reviews_opened(engine.store, batch_id)
-    return {
-        "tasks": tasks,
-        "due": due.timestamp(),
-        "escalation_s": review.escalation_s or engine.settings.review_escalation_seconds,
-        "escalation_queue": review.escalation_queue,
-    }
-
-
-@DBOS.step(name="sluice.review.clock")
-async def _clock() -> float:
-    # A step, so that a replayed wait computes the same remaining time as the original.
-    return time.time()
-
-
-@DBOS.step(name="sluice.review.escalate", **_INFRA_RETRY)
-async def _escalate(task_ids: list[str], queue: str, escalation_s: float) -> float:
-    def work() -> float:
-        due = utcnow() + timedelta(seconds=escalation_s)
-        with current_engine().store.begin() as conn:
-            for task_id in task_ids:
-                get_review_desk().escalate(conn, task_id, queue=queue, due_at=due)
-        return due.timestamp()
-
-    return await asyncio.to_thread(work)
-
-
-@DBOS.step(name="sluice.review.expire", **_INFRA_RETRY)
-async def _expire(task_ids: list[str]) -> None:
-    def work() -> None:
-        with current_engine().store.begin() as conn:
-            for task_id in task_ids:
-                get_review_desk().expire(conn, task_id)
-
-    await asyncio.to_thread(work)
-
-
-@DBOS.step(name="sluice.review.apply", **_INFRA_RETRY)
-async def _apply_decision(pipeline_name: str, item_id: str, task_id: str) -> str | None:
-    return await asyncio.to_thread(_apply_decision_sync, pipeline_name, item_id, task_id)
-
-
-def _apply_decision_sync(pipeline_name: str, item_id: str, task_id: str) -> str | None:
-    engine = current_engine()
-    ctx = engine.context(pipeline_name)
-    desk = get_review_desk()
-    with engine.store.begin() as conn:
-        resolution = desk.resolution(conn, task_id)
-        if resolution is None:  # a stray message: nothing decided on this task yet
-            log.warning("review task %s woken without a decision", task_id)
-            return None
-        views = load_views(conn, item_ids=[item_id], status="waiting_review")
-        if views:  # not applied yet (a re-run after a crash finds the item settled)
-            apply_resolution(
-                engine.store, conn, ctx, views[0], resolution, executor_id=engine.executor_id
-            )
-        desk.mark_applied(conn, task_id)
-    return resolution.outcome
-
-
-@DBOS.workflow(name="sluice.review")
-async def review_wait(pipeline_name: str, batch_id: str) -> dict[str, Any]:
-    """Wait for the review decisions of a batch's parked items (see module docs).
-
-    One wait per batch, not per item: each waiting run costs the engine a poll on
-    SQLite, and a batch's parked items share their deadlines anyway.
-    """
-    opened = await _open_tasks(pipeline_name, batch_id)
-    tasks: dict[str, str] = opened["tasks"]
-    pending = set(tasks)
-    due, phase, applied = opened["due"], "open", 0
-    while pending:
-        timeout = _DAY_S if phase == "expired" else max(0.01, due - await _clock())
-        message = await DBOS.recv_async(DECISION_TOPIC, timeout_seconds=timeout)
-        if message is not None:
-            task_id = message.get("task_id")
-            if task_id in pending and await _apply_decision(pipeline_name, tasks[task_id], task_id):
-                pending.discard(task_id)
-                applied += 1
-        elif phase == "open":
-            due = await _escalate(
-                sorted(pending), opened["escalation_queue"], opened["escalation_s"]
-            )
-            phase = "escalated"
-        elif phase == "escalated":
-            await _expire(sorted(pending))
-            phase = "expired"  # an expired task still accepts a decision
-    return {"decided": applied}

@@ -108,7 +108,10 @@ def list_outbox(
 
 
 def retry_items(store: Store, item_ids: Sequence[str]) -> list[str]:
-    """Put failed items back in the queue. Steps they completed are not run again.
+    """Put failed items back in the queue, in a new round.
+
+    The pipeline steps they completed are not run again; the gate, a review decision
+    already made and the action are (see ``SETTLING_STEPS``).
 
     Raises:
         NotFoundError: An id does not exist.
@@ -133,6 +136,7 @@ def retry_items(store: Store, item_ids: Sequence[str]) -> list[str]:
             .where(work_items.c.id.in_(item_ids))
             .values(
                 status="queued",
+                round=work_items.c.round + 1,
                 batch_id=None,
                 error=None,
                 error_type=None,

@@ -44,6 +44,7 @@ from pydantic import BaseModel, ValidationError
 from sluice.config import Settings
 from sluice.errors import ConfigError, EventValidationError
 from sluice.execution.events import CloudEvent, validation_error
+from sluice.execution.records import SETTLING_STEPS
 from sluice.execution.retry import RetryPolicy
 from sluice.execution.types import Action, ItemView, Resolution, StepOutput, Verdict
 from sluice.store import Store
@@ -178,8 +179,13 @@ class Pipeline:
 
         def register(fn: StepFn) -> StepFn:
             step_name = name or fn.__name__
-            if step_name in {s.name for s in self.steps} or step_name in {"gate", "review"}:
+            if step_name in {s.name for s in self.steps}:
                 raise ConfigError(f"pipeline {self.name!r}: duplicate step name {step_name!r}")
+            if step_name in SETTLING_STEPS:
+                raise ConfigError(
+                    f"pipeline {self.name!r}: step name {step_name!r} is reserved",
+                    hint=f"{', '.join(sorted(SETTLING_STEPS))} name the settling of an item",
+                )
             if timeout_s is not None and timeout_s <= 0:
                 raise ConfigError(f"step {step_name!r}: timeout_s must be > 0")
             self.steps.append(StepSpec(step_name, fn, retry or RetryPolicy(), timeout_s))

@@ -24,7 +24,19 @@ from sluice.execution.tables import step_runs, work_items
 from sluice.execution.types import ItemView
 from sluice.store import Store, new_id
 
-__all__ = ["StepRecord", "input_hash", "insert_ignore", "load_views", "write_step_runs"]
+__all__ = [
+    "SETTLING_STEPS",
+    "StepRecord",
+    "input_hash",
+    "insert_ignore",
+    "load_views",
+    "write_step_runs",
+]
+
+#: The steps of settling an item. They belong to one *round*: `sluice items retry`
+#: starts a new round, in which they run again; the pipeline's own steps, completed in
+#: any round, are never run again.
+SETTLING_STEPS = frozenset({"gate", "review", "action"})
 
 log = logging.getLogger("sluice.execution")
 
@@ -66,12 +78,13 @@ class StepRecord:
     error_type: str | None = None
     error: str | None = None
     executor_id: str | None = None
+    round: int = 0
 
 
 def write_step_runs(store: Store, conn: Connection, records: Iterable[StepRecord]) -> int:
     """Insert step runs. Returns how many *completed* runs were duplicates.
 
-    A second completed run of the same item and step cannot happen by design (a step
+    A second completed run of the same item, step and round cannot happen by design (a step
     skips items that completed it); if it ever does, the earlier result stands, the later
     one is kept as a ``duplicate`` row for the lineage, and a warning is logged. (Two
     transactions racing past the check below both try to insert; the unique index keeps
@@ -81,21 +94,21 @@ def write_step_runs(store: Store, conn: Connection, records: Iterable[StepRecord
     if not rows:
         return 0
     completed = [r for r in rows if r["status"] == "completed"]
-    done: set[tuple[str, str]] = set()
+    done: set[tuple[str, str, int]] = set()
     for step in {r["step"] for r in completed}:
         ids = [r["item_id"] for r in completed if r["step"] == step]
         done |= {
-            (item_id, step)
-            for item_id in conn.execute(
-                select(step_runs.c.item_id).where(
+            (row.item_id, step, row.round)
+            for row in conn.execute(
+                select(step_runs.c.item_id, step_runs.c.round).where(
                     step_runs.c.step == step,
                     step_runs.c.status == "completed",
                     step_runs.c.item_id.in_(ids),
                 )
-            ).scalars()
+            )
         }
     for row in rows:
-        if row["status"] == "completed" and (row["item_id"], row["step"]) in done:
+        if row["status"] == "completed" and (row["item_id"], row["step"], row["round"]) in done:
             row["status"] = "duplicate"
     duplicates = [r for r in rows if r["status"] == "duplicate"]
     if duplicates:
@@ -127,15 +140,20 @@ def load_views(
     if status is not None:
         query = query.where(work_items.c.status == status)
     rows = conn.execute(query).all()
+    rounds = {r.id: r.round for r in rows}
     outputs: dict[str, dict[str, Any]] = defaultdict(dict)
     ids = [r.id for r in rows]
     for start in range(0, len(ids), 500):
         for run in conn.execute(
-            select(step_runs.c.item_id, step_runs.c.step, step_runs.c.output).where(
+            select(step_runs.c.item_id, step_runs.c.step, step_runs.c.round, step_runs.c.output)
+            .where(
                 step_runs.c.item_id.in_(ids[start : start + 500]),
                 step_runs.c.status == "completed",
             )
+            .order_by(step_runs.c.round)
         ):
+            if run.step in SETTLING_STEPS and run.round != rounds[run.item_id]:
+                continue  # settled in an earlier round; this round settles anew
             outputs[run.item_id][run.step] = run.output or {}
     return [
         ItemView(
@@ -148,6 +166,7 @@ def load_views(
             data=r.data,
             priority=r.priority,
             created_at=r.created_at,
+            round=r.round,
             outputs=dict(outputs[r.id]),
         )
         for r in rows

@@ -1,23 +1,27 @@
 """Settling items after their steps: the gate, the action, the outbox, parking for review.
 
 Settling happens in two phases. First the pipeline's gate and action run for every item
-in plain Python, writing nothing; an item whose gate or action raises is marked failed on
-its own. Then everything is written in one transaction per batch with bulk statements:
-step runs, outbox rows and item states. The outbox's unique key on the item makes a
-repeated write a no-op, so there is exactly one outbox record per item, ever. Items the
-gate sends to review are parked (``waiting_review``) with the gate's verdict recorded;
-their review wait then opens the tasks and applies the decisions.
+in plain Python, writing nothing, and everything they produced is checked to be JSON; an
+item whose gate or action raises or returns something unstorable is failed on its own.
+Then everything is written in one transaction per batch with bulk statements. Writes go
+only to items still in the state this settling expects (``running`` for a batch,
+``waiting_review`` for a decision), locked for the transaction, so a duplicate or stale
+run can never act twice on an item. The outbox's unique key on the item backs that up:
+one outbox record per item, ever. Items the gate sends to review are parked
+(``waiting_review``) with the gate's verdict recorded; their review wait then opens the
+tasks and applies the decisions.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Connection, and_, bindparam, or_, select, update
+from sqlalchemy import Connection, bindparam, select, update
 
 from sluice.execution.pipeline import StepContext
 from sluice.execution.records import (
@@ -31,7 +35,7 @@ from sluice.execution.tables import outbox, work_items
 from sluice.execution.types import Action, Auto, ItemView, Resolution, Review
 from sluice.store import Store, new_id, utcnow
 
-__all__ = ["apply_resolution", "parked_items", "review_from_gate", "settle_batch"]
+__all__ = ["apply_resolution", "fail_items", "parked_items", "review_from_gate", "settle_batch"]
 
 log = logging.getLogger("sluice.execution")
 
@@ -79,7 +83,16 @@ class _Clock:
             error_type=type(error).__name__ if error else None,
             error=str(error)[:4000] if error else None,
             executor_id=executor_id,
+            round=item.round,
         )
+
+
+def _storable(what: str, value: Any) -> None:
+    """Raise TypeError unless ``value`` is strict JSON (no NaN, no datetimes, no sets)."""
+    try:
+        json.dumps(value, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"{what} is not storable as JSON: {exc}") from None
 
 
 def _resolve(
@@ -111,23 +124,22 @@ def _resolve(
             )
         )
     action = ctx.pipeline.action_fn(ctx, item, resolution)
-    settlement.action = action
-    settlement.decided_by = resolution.decided_by
-    settlement.status = "completed" if action is not None else "rejected"
-    settlement.result = {
+    if action is not None and not isinstance(action, Action):
+        raise TypeError(f"an action must return Action or None, not {type(action).__name__}")
+    result = {
         "outcome": resolution.outcome,
         "label": resolution.label,
         "decided_by": resolution.decided_by,
         "action": action.action if action else None,
     }
+    output = result | {"payload": dict(action.payload) if action else None}
+    _storable("the action's result", output)
+    settlement.action = action
+    settlement.decided_by = resolution.decided_by
+    settlement.status = "completed" if action is not None else "rejected"
+    settlement.result = result
     settlement.records.append(
-        clock.record(
-            item,
-            "action",
-            batch_id=batch_id,
-            executor_id=executor_id,
-            output=settlement.result | {"payload": dict(action.payload) if action else None},
-        )
+        clock.record(item, "action", batch_id=batch_id, executor_id=executor_id, output=output)
     )
 
 
@@ -136,14 +148,17 @@ def _gate_output(item: ItemView, verdict: Auto | Review) -> dict[str, Any]:
         raise TypeError(f"a gate must return Auto or Review, not {type(verdict).__name__}")
     output: dict[str, Any] = {"proposal": dict(verdict.proposal)}
     if isinstance(verdict, Auto):
-        return output | {"verdict": "auto"}
-    priority = item.priority if verdict.priority is None else verdict.priority
-    return output | {
-        "verdict": "review",
-        "reason": verdict.reason,
-        "queue": verdict.queue,
-        "priority": priority,
-    }
+        output["verdict"] = "auto"
+    else:
+        priority = item.priority if verdict.priority is None else verdict.priority
+        output |= {
+            "verdict": "review",
+            "reason": verdict.reason,
+            "queue": verdict.queue,
+            "priority": priority,
+        }
+    _storable("the gate's verdict", output)
+    return output
 
 
 def _plan(ctx: StepContext[Any], item: ItemView, *, batch_id: str, executor_id: str) -> _Settlement:
@@ -178,10 +193,35 @@ def _plan(ctx: StepContext[Any], item: ItemView, *, batch_id: str, executor_id: 
     return settlement
 
 
-def _write(store: Store, conn: Connection, settlements: Sequence[_Settlement]) -> None:
-    """Phase 2: all rows of all settlements, in the caller's transaction, in bulk."""
+def _lock_in_state(store: Store, conn: Connection, ids: Sequence[str], state: str) -> set[str]:
+    """Ids among ``ids`` whose item is in ``state``, locked until the transaction ends."""
+    query = select(work_items.c.id).where(
+        work_items.c.id.in_(list(ids)), work_items.c.status == state
+    )
+    if store.dialect == "postgresql":
+        query = query.with_for_update()
+    return set(conn.execute(query).scalars())
+
+
+def _write(
+    store: Store, conn: Connection, settlements: Sequence[_Settlement], expected: str
+) -> list[_Settlement]:
+    """Phase 2: the rows of the settlements whose item is still ``expected``, in bulk.
+
+    Returns the settlements that were written.
+    """
+    live = _lock_in_state(store, conn, [s.item.id for s in settlements], expected)
+    written = [s for s in settlements if s.item.id in live]
+    if len(written) < len(settlements):
+        log.warning(
+            "%d item(s) had left state %r; their settling was skipped",
+            len(settlements) - len(written),
+            expected,
+        )
+    if not written:
+        return written
     now = utcnow()
-    write_step_runs(store, conn, [r for s in settlements for r in s.records])
+    write_step_runs(store, conn, [r for s in written for r in s.records])
     actions = [
         {
             "id": new_id("obx"),
@@ -192,42 +232,35 @@ def _write(store: Store, conn: Connection, settlements: Sequence[_Settlement]) -
             "decided_by": s.decided_by,
             "created_at": now,
         }
-        for s in settlements
+        for s in written
         if s.action is not None
     ]
     if actions:
         conn.execute(insert_ignore(store, outbox).on_conflict_do_nothing(), actions)
-    updates = [
-        {
-            "item": s.item.id,
-            "new_status": s.status,
-            "result": s.result,
-            "error_type": type(s.error).__name__ if s.error else None,
-            "error": str(s.error)[:4000] if s.error else None,
-            "completed_at": None if s.status == "waiting_review" else now,
-        }
-        for s in settlements
-    ]
-    if updates:
-        conn.execute(
-            update(work_items)
-            .where(
-                and_(
-                    work_items.c.id == bindparam("item"),
-                    # (an IN list cannot be used with executemany)
-                    or_(work_items.c.status == "running", work_items.c.status == "waiting_review"),
-                )
-            )
-            .values(
-                status=bindparam("new_status"),
-                result=bindparam("result"),
-                error_type=bindparam("error_type"),
-                error=bindparam("error"),
-                completed_at=bindparam("completed_at"),
-                updated_at=now,
-            ),
-            updates,
-        )
+    conn.execute(
+        update(work_items)
+        .where(work_items.c.id == bindparam("item"))
+        .values(
+            status=bindparam("new_status"),
+            result=bindparam("result"),
+            error_type=bindparam("error_type"),
+            error=bindparam("error"),
+            completed_at=bindparam("completed_at"),
+            updated_at=now,
+        ),
+        [
+            {
+                "item": s.item.id,
+                "new_status": s.status,
+                "result": s.result,
+                "error_type": type(s.error).__name__ if s.error else None,
+                "error": str(s.error)[:4000] if s.error else None,
+                "completed_at": None if s.status == "waiting_review" else now,
+            }
+            for s in written
+        ],
+    )
+    return written
 
 
 def settle_batch(store: Store, ctx: StepContext[Any], batch_id: str, *, executor_id: str) -> int:
@@ -239,12 +272,11 @@ def settle_batch(store: Store, ctx: StepContext[Any], batch_id: str, *, executor
     with store.read() as conn:
         items = load_views(conn, batch_id=batch_id, status="running")
     settlements = [_plan(ctx, item, batch_id=batch_id, executor_id=executor_id) for item in items]
-    if settlements:
-        with store.begin() as conn:
-            _write(store, conn, settlements)
-    return sum(
-        s.decided_by == "auto" and s.status in ("completed", "rejected") for s in settlements
-    )
+    if not settlements:
+        return 0
+    with store.begin() as conn:
+        written = _write(store, conn, settlements, "running")
+    return sum(s.decided_by == "auto" for s in written)
 
 
 def apply_resolution(
@@ -256,11 +288,12 @@ def apply_resolution(
     *,
     executor_id: str,
     batch_id: str | None = None,
-) -> None:
+) -> bool:
     """Apply a reviewer's resolution to a parked item, in ``conn``'s transaction.
 
-    The outbox row is keyed by item, so calling this twice for an item writes one row. If
-    the action raises, the item fails with the error (``sluice items retry`` re-runs it).
+    Returns True when the action was applied (or the item was already settled); False
+    when the action failed, in which case the item is failed with the error
+    (``sluice items retry`` runs it again, and the decision is applied again then).
     """
     settlement = _Settlement(item, status="failed")
     try:
@@ -276,7 +309,28 @@ def apply_resolution(
             error=exc,
             records=[*[r for r in settlement.records if r.step == "review"], failed],
         )
-    _write(store, conn, [settlement])
+    _write(store, conn, [settlement], "waiting_review")
+    return settlement.status != "failed"
+
+
+def fail_items(
+    conn: Connection, item_ids: Sequence[str], error_type: str, error: str, *, status: str
+) -> int:
+    """Fail the given items that are in ``status`` with an error; returns how many."""
+    now = utcnow()
+    return int(
+        conn.execute(
+            update(work_items)
+            .where(work_items.c.id.in_(list(item_ids)), work_items.c.status == status)
+            .values(
+                status="failed",
+                error_type=error_type,
+                error=error,
+                completed_at=now,
+                updated_at=now,
+            )
+        ).rowcount
+    )
 
 
 def parked_items(store: Store, batch_id: str) -> list[str]:

@@ -203,6 +203,7 @@ def _attempt(
                 base,
                 item_id=item.id,
                 input_hash=input_hash(item),
+                round=item.round,
                 output=dict(out.value),
                 model_name=out.model_name,
                 model_version=out.model_version,
@@ -216,6 +217,7 @@ def _attempt(
                 base,
                 item_id=item.id,
                 input_hash=input_hash(item),
+                round=item.round,
                 error_type=type(error).__name__,
                 error=str(error)[:4000],
             )

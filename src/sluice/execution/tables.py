@@ -39,6 +39,9 @@ work_items = Table(
     # Scheduling. Lower priority value is served first (0 = urgent ... 3 = low).
     Column("priority", Integer, nullable=False, server_default=text("2")),
     Column("status", String(20), nullable=False),
+    # Incremented by `sluice items retry`: the gate, review and action run again in the
+    # new round; pipeline steps completed in any round are not run again.
+    Column("round", Integer, nullable=False, server_default=text("0")),
     Column("batch_id", String(40)),
     Column("result", JSONType),
     Column("error_type", String(100)),
@@ -58,8 +61,8 @@ batches = Table(
     Column("id", String(40), primary_key=True),
     Column("pipeline", String(100), nullable=False),
     Column("workflow_id", String(100), nullable=False, unique=True),
-    # formed -> enqueued -> done, via "settled" while the review tasks of its parked
-    # items are being opened. A batch stuck in "formed" is re-enqueued by a worker.
+    # enqueued -> done, via "settled" while the review tasks of its parked
+    # items are being opened.
     Column("status", String(20), nullable=False),
     Column("size", Integer, nullable=False),
     Column("priority", Integer, nullable=False),
@@ -76,6 +79,7 @@ step_runs = Table(
     Column("item_id", String(40), ForeignKey("work_items.id"), nullable=False),
     Column("batch_id", String(40)),
     Column("step", String(100), nullable=False),
+    Column("round", Integer, nullable=False, server_default=text("0")),
     Column("attempt", Integer, nullable=False),
     Column("status", String(20), nullable=False),  # completed | failed | duplicate
     Column("started_at", UTCDateTime(), nullable=False),
@@ -91,12 +95,13 @@ step_runs = Table(
     Column("error", Text),
     Column("executor_id", String(200)),
     Index("ix_step_runs_item", "item_id", "started_at"),
-    # At most one completed run per item and step: a step that completed for an item is
-    # never recorded (or applied) twice, whatever happens to the process.
+    # At most one completed run per item, step and round: a step that completed for an
+    # item is never recorded (or applied) twice, whatever happens to the process.
     Index(
         "uq_step_runs_completed",
         "item_id",
         "step",
+        "round",
         unique=True,
         sqlite_where=text("status = 'completed'"),
         postgresql_where=text("status = 'completed'"),

@@ -36,6 +36,8 @@ class ItemView:
         subject: CloudEvent ``subject``, if any.
         data: The event's ``data``, already validated by the pipeline's data model.
         priority: 0 (urgent) to 3 (low).
+        created_at: When the item was submitted.
+        round: How many times the item was retried (``sluice items retry``).
         outputs: Output of every completed step so far, by step name.
     """
 
@@ -48,6 +50,7 @@ class ItemView:
     data: Mapping[str, JSON]
     priority: int
     created_at: datetime
+    round: int = 0
     outputs: Mapping[str, Mapping[str, JSON]] = field(default_factory=dict)
 
 

@@ -33,7 +33,8 @@ __all__ = ["Worker", "WorkerStats", "queue_counts"]
 
 log = logging.getLogger("sluice.execution")
 
-_RECONCILE_EVERY_S = 5.0
+#: How often the loop looks for batches whose run ended without settling them.
+_HEALTH_CHECK_EVERY_S = 30.0
 
 
 @dataclass
@@ -110,19 +111,18 @@ class Worker:
         # idle OpenBLAS threads spin on the cores those need (the classify step ran at
         # 570 items/s with two BLAS threads, 990 with one).
         blas = threadpool_limits(1, user_api="blas")
-        self.engine.launch()
+        self.engine.launch(self.pipelines, worker_concurrency=self.concurrency)
         try:
             for pipeline in self.pipelines:
                 pipeline.check()
-                self.engine.queue_for(pipeline, worker_concurrency=self._concurrency(pipeline))
                 self.engine.context(pipeline.name)  # load models now: fail fast, not mid-run
-            last_reconcile = 0.0
+            last_check = time.monotonic()
             while not stop.is_set():
                 formed = sum(self._form_batches(p) for p in self.pipelines)
                 now = time.monotonic()
-                if now - last_reconcile > _RECONCILE_EVERY_S:
-                    self._reenqueue_stranded()
-                    last_reconcile = now
+                if now - last_check > _HEALTH_CHECK_EVERY_S:
+                    self.engine.fail_dead_batches()
+                    last_check = now
                 if on_tick is not None:
                     on_tick(self._counts())
                 if drain and formed == 0 and self._drained():
@@ -137,16 +137,21 @@ class Worker:
         return self.stats
 
     def _form_batches(self, pipeline: Pipeline) -> int:
+        """Claim batches while this worker has fewer than its look-ahead open.
+
+        The look-ahead is counted per worker (its own open batches), so a worker on a
+        busy shared queue still claims work for itself and never starves.
+        """
         size = pipeline.batch_size or self.settings.batch_size
         ahead = pipeline.queue.max_pending_batches * self._concurrency(pipeline)
         formed = 0
-        while self.engine.pending_runs(pipeline) < ahead:
+        executor = self.settings.executor_id
+        while batch_store.open_batch_count(self.store, pipeline.name, executor_id=executor) < ahead:
             batch = batch_store.claim_batch(
-                self.store, pipeline.name, size, self.settings.executor_id
+                self.store, pipeline.name, size, executor, self.engine.enqueue_in
             )
             if batch is None:
                 break
-            self.engine.enqueue_batch(pipeline, batch)
             formed += 1
             self.stats.batches += 1
             self.stats.items += batch.size
@@ -154,13 +159,6 @@ class Worker:
 
     def _concurrency(self, pipeline: Pipeline) -> int:
         return self.concurrency or pipeline.queue.worker_concurrency
-
-    def _reenqueue_stranded(self) -> None:
-        names = {p.name: p for p in self.pipelines}
-        for batch in batch_store.unstarted_batches(self.store):
-            if batch.pipeline in names:
-                log.warning("re-enqueueing batch %s formed before a crash", batch.id)
-                self.engine.enqueue_batch(names[batch.pipeline], batch)
 
     def _counts(self) -> dict[str, int]:
         counts: dict[str, int] = {}
