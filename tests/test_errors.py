@@ -3,7 +3,12 @@ import pickle
 import pytest
 
 from sluice import errors
-from sluice.errors import EventValidationError, SluiceError, StepTimeoutError
+from sluice.errors import (
+    EventValidationError,
+    PermissionDeniedError,
+    SluiceError,
+    StepTimeoutError,
+)
 
 
 def test_every_error_derives_from_the_root_and_has_a_distinct_code() -> None:
@@ -17,6 +22,8 @@ def test_every_error_derives_from_the_root_and_has_a_distinct_code() -> None:
 def test_errors_survive_pickling_with_their_fields(cls: type[SluiceError]) -> None:
     if cls is EventValidationError:
         err: SluiceError = EventValidationError("bad", line=3, field="data.text", hint="fix it")
+    elif cls is PermissionDeniedError:
+        err = PermissionDeniedError("no", role="auditor", permission="items:retry", hint="ask")
     else:
         err = cls("it failed", hint="try again")
     copy = pickle.loads(pickle.dumps(err))

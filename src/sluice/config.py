@@ -117,6 +117,25 @@ class Settings(BaseSettings):
             "calling thread. Default: the number of CPU cores, at most 4."
         ),
     )
+    audit_key_path: Path | None = Field(
+        default=None,
+        description=(
+            "Ed25519 private key (PEM) that signs audit checkpoints; made on first use. "
+            "Default: `keys/audit-ed25519.pem` under `home`."
+        ),
+    )
+    audit_checkpoint_seconds: float = Field(
+        default=300.0,
+        gt=0,
+        description="How often a worker seals the audit chain with a signed checkpoint (s).",
+    )
+    local_actor: str = Field(
+        default="",
+        description=(
+            "Who the CLI acts as on this machine (a local admin; audited as `cli:<name>`). "
+            "Default: the operating-system user name."
+        ),
+    )
 
     @field_validator("database_url")
     @classmethod
@@ -133,6 +152,11 @@ class Settings(BaseSettings):
     def is_postgres(self) -> bool:
         """True when the store is PostgreSQL."""
         return self.resolved_database_url().startswith(("postgresql", "postgres://"))
+
+    @property
+    def audit_key(self) -> Path:
+        """The audit signing key's path, with the default filled in."""
+        return self.audit_key_path or self.home / "keys" / "audit-ed25519.pem"
 
     @property
     def models_dir(self) -> Path:

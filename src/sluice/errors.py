@@ -20,9 +20,13 @@ SluiceError
 │   ├── ModelNotFoundError             no such name/version in the registry (404)
 │   ├── ModelIntegrityError            artifact bytes do not match their sha256
 │   └── TrainingError                  training data unusable
-└── ReviewError                      human review
-    ├── TaskStateError                 the task is not in a state that allows this (409)
-    └── DecisionConflictError          the task was already decided (409)
+├── ReviewError                      human review
+│   ├── TaskStateError                 the task is not in a state that allows this (409)
+│   └── DecisionConflictError          the task was already decided (409)
+└── GovernanceError                  audit log, access control
+    ├── AuditError                     the audit chain or its keys cannot be used
+    ├── AuthenticationError            no valid token: missing, unknown, expired, revoked (401)
+    └── PermissionDeniedError          the role may not do this (403)
 ```
 
 Errors that cross a process boundary (DBOS pickles step errors) define ``__reduce__``.
@@ -33,17 +37,21 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 __all__ = [
+    "AuditError",
+    "AuthenticationError",
     "BackpressureError",
     "ConfigError",
     "DecisionConflictError",
     "EventValidationError",
     "ExecutionError",
+    "GovernanceError",
     "IntakeError",
     "ModelError",
     "ModelIntegrityError",
     "ModelNotFoundError",
     "NonRetryableError",
     "NotFoundError",
+    "PermissionDeniedError",
     "ReviewError",
     "SluiceError",
     "StepFailedError",
@@ -231,3 +239,45 @@ class DecisionConflictError(ReviewError):
 
     code = "decision_conflict"
     status = 409
+
+
+class GovernanceError(SluiceError):
+    """The control plane refused or could not do something."""
+
+    code = "governance_error"
+
+
+class AuditError(GovernanceError):
+    """The audit chain, an export or a signing key cannot be used."""
+
+    code = "audit_error"
+
+
+class AuthenticationError(GovernanceError):
+    """No valid credential: the token is missing, unknown, expired or revoked."""
+
+    code = "unauthenticated"
+    status = 401
+
+
+class PermissionDeniedError(GovernanceError):
+    """The caller's role does not allow the action (the denial is audited).
+
+    Args:
+        message: What was refused.
+        role: The caller's role.
+        permission: The permission that was needed.
+    """
+
+    code = "permission_denied"
+    status = 403
+
+    def __init__(
+        self, message: str, *, role: str, permission: str, hint: str | None = None
+    ) -> None:
+        super().__init__(message, hint=hint)
+        self.role = role
+        self.permission = permission
+
+    def to_dict(self) -> dict[str, Any]:  # noqa: D102 - documented on the base class
+        return super().to_dict() | {"role": self.role, "permission": self.permission}

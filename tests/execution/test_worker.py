@@ -215,3 +215,55 @@ def test_a_decision_whose_action_failed_is_applied_again_on_retry(
     item = get_item(runtime.store, item_id)
     assert item["outbox"]["payload"] == {"label": "OTHER", "by": "reviewer:ana"}
     assert list_tasks(runtime.store, state=None)[0].id == task.id, "no second task"
+
+
+def test_every_state_change_is_audited_and_the_lineage_is_intact(runtime: Any) -> None:
+    from sluice.execution import item_lineage
+    from sluice.governance import iter_entries, load_signing_key, verify
+
+    ids = submit(runtime, ["route me", "please review"])
+    runtime.worker(["toy-echo"]).run(drain=True)
+    (task,) = list_tasks(runtime.store)
+    decide(runtime.store, task.id, reviewer="ana", outcome="correct", label="OTHER", reason="r")
+    run_until(runtime, lambda: get_item(runtime.store, ids[1])["status"] == "completed")
+
+    key = load_signing_key(runtime.settings.audit_key, create=False)  # made by the worker
+    report = verify(runtime.store, [key.public_key()])
+    assert report.ok and report.checkpoints >= 1, report
+    with runtime.store.read() as conn:
+        actions = {e.action for e in iter_entries(conn)}
+    assert {
+        "item.created",
+        "step.completed",
+        "items.settled",
+        "review.opened",
+        "review.decided",
+        "audit.checkpoint",
+    } <= actions
+
+    lineage = item_lineage(runtime.store, ids[1])
+    assert lineage["intact"]
+    assert [s["step"] for s in lineage["steps"]] == ["shout", "gate", "review", "action"]
+    assert all(s["audit"] and s["intact"] for s in lineage["steps"])
+    decided = next(r for r in lineage["reviews"] if "decided" in r)
+    assert decided["reviewer"] == "ana" and decided["label"] == "OTHER"
+    assert lineage["action"]["payload"] == {"label": "OTHER", "by": "reviewer:ana"}
+
+
+def test_an_altered_lineage_row_is_reported_as_not_intact(runtime: Any) -> None:
+    from sqlalchemy import update
+
+    from sluice.execution import item_lineage
+
+    (item_id,) = submit(runtime, ["route me"])
+    runtime.worker(["toy-echo"]).run(drain=True)
+    assert item_lineage(runtime.store, item_id)["intact"]
+    with runtime.store.begin() as conn:  # step runs are not append-only; their digests are
+        conn.execute(
+            update(step_runs)
+            .where(step_runs.c.item_id == item_id, step_runs.c.step == "shout")
+            .values(output={"label": "SOMETHING ELSE"})
+        )
+    lineage = item_lineage(runtime.store, item_id)
+    assert not lineage["intact"]
+    assert [s["intact"] for s in lineage["steps"]] == [False, True, True]

@@ -31,6 +31,7 @@ from sluice.execution.items import (
     run_window,
     step_latencies,
 )
+from sluice.execution.lineage import item_lineage
 from sluice.execution.pipeline import (
     Pipeline,
     QueueSpec,
@@ -79,6 +80,7 @@ __all__ = [
     "WorkerStats",
     "get_item",
     "get_pipeline",
+    "item_lineage",
     "item_outcomes",
     "list_items",
     "list_outbox",

@@ -18,6 +18,7 @@ from datetime import timedelta
 from sqlalchemy import Connection, func, select, update
 
 from sluice.execution.tables import batches, work_items
+from sluice.governance import AuditEvent, append
 from sluice.store import Store, new_id, utcnow
 
 __all__ = [
@@ -141,6 +142,18 @@ def abandon_batch(store: Store, batch_id: str, error_type: str, error: str) -> i
             .where(batches.c.id == batch_id, batches.c.status != "done")
             .values(status="done", finished_at=now)
         )
+        if failed:
+            append(
+                conn,
+                [
+                    AuditEvent(
+                        "worker",
+                        "batch.abandoned",
+                        batch_id,
+                        {"failed_items": int(failed), "error_type": error_type},
+                    )
+                ],
+            )
     return int(failed)
 
 

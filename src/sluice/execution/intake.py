@@ -8,7 +8,8 @@ all-or-nothing; a file is processed in chunks, so one bad line never blocks the 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+import hashlib
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,6 +22,7 @@ from sluice.execution.events import CloudEvent, ParsedLine, parse_event_json, pr
 from sluice.execution.pipeline import Pipeline, get_pipeline
 from sluice.execution.tables import rejected_events, work_items
 from sluice.execution.types import SubmitReport
+from sluice.governance import AuditEvent, append, digest
 from sluice.store import Store, new_id, utcnow
 
 __all__ = ["Rejection", "list_rejections", "retry_rejection", "submit_events", "submit_lines"]
@@ -69,6 +71,7 @@ def submit_lines(
     lines: Iterable[ParsedLine],
     *,
     origin: str,
+    actor: str | None = None,
     progress: Callable[[int], Any] | None = None,
 ) -> SubmitReport:
     """Submit parsed JSONL lines (see :func:`sluice.execution.events.parse_jsonl`).
@@ -77,23 +80,25 @@ def submit_lines(
     as rejections with their line number. Lines are written in chunks of 500, each in
     one transaction. Once the pipeline's queue is full, the remaining lines are reported
     as deferred (resubmit the file later: accepted lines are skipped as duplicates).
-    ``progress`` is called with the number of lines handled after each chunk.
+    ``progress`` is called with the number of lines handled after each chunk. Every new
+    item and every rejection is audited as done by ``actor`` (default ``intake:<origin>``).
 
     Raises:
         BackpressureError: The queue was full before any line could be accepted.
         StoreError: The store is unreachable (nothing of the failed chunk is written).
     """
     report = SubmitReport()
+    who = actor or f"intake:{origin}"
     chunk: list[ParsedLine] = []
     for parsed in lines:
         chunk.append(parsed)
         if len(chunk) >= _CHUNK:
-            _submit_or_defer(store, pipeline, chunk, origin, report)
+            _submit_or_defer(store, pipeline, chunk, origin, who, report)
             if progress:
                 progress(len(chunk))
             chunk = []
     if chunk:
-        _submit_or_defer(store, pipeline, chunk, origin, report)
+        _submit_or_defer(store, pipeline, chunk, origin, who, report)
         if progress:
             progress(len(chunk))
     if report.deferred and not report.accepted and not report.duplicates:
@@ -105,25 +110,45 @@ def submit_lines(
     return report
 
 
+#: What of an item's event its ``item.created`` audit digest covers.
+_AUDITED_EVENT_FIELDS = (
+    "source",
+    "event_id",
+    "type",
+    "subject",
+    "event_time",
+    "datacontenttype",
+    "data",
+    "extensions",
+    "priority",
+)
+
+
 def _submit_or_defer(
     store: Store,
     pipeline: Pipeline,
     chunk: Sequence[ParsedLine],
     origin: str,
+    actor: str,
     report: SubmitReport,
 ) -> None:
     if report.deferred:  # the queue filled up earlier in this submission
         report.deferred.extend(p.line for p in chunk)
         return
-    _submit_chunk(store, pipeline, chunk, origin, report)
+    _submit_chunk(store, pipeline, chunk, origin, actor, report)
 
 
 def submit_events(
-    store: Store, pipeline: Pipeline, events: Sequence[CloudEvent], *, origin: str = "api"
+    store: Store,
+    pipeline: Pipeline,
+    events: Sequence[CloudEvent],
+    *,
+    origin: str = "api",
+    actor: str | None = None,
 ) -> SubmitReport:
     """Submit already-parsed events; positions in ``events`` are reported as 1-based lines."""
     parsed = [ParsedLine(i, "", event=e) for i, e in enumerate(events, start=1)]
-    return submit_lines(store, pipeline, parsed, origin=origin)
+    return submit_lines(store, pipeline, parsed, origin=origin, actor=actor)
 
 
 def _submit_chunk(
@@ -131,9 +156,11 @@ def _submit_chunk(
     pipeline: Pipeline,
     chunk: Sequence[ParsedLine],
     origin: str,
+    actor: str,
     report: SubmitReport,
 ) -> None:
     now = utcnow()
+    audits: list[AuditEvent] = []
     rows: list[dict[str, Any]] = []
     rejections: list[tuple[ParsedLine, EventValidationError]] = []
     lines_by_key: dict[tuple[str, str], int] = {}
@@ -180,6 +207,7 @@ def _submit_chunk(
                 item_for_key[key] = existing[key]
                 if row["id"] in inserted:
                     report.accepted.append((lines_by_key[key], row["id"]))
+                    audits.append(_created(actor, origin, row))
                 else:
                     report.duplicates.append((lines_by_key[key], existing[key]))
         for parsed, error in rejections:
@@ -205,11 +233,44 @@ def _submit_chunk(
                 )
             )
             report.rejected.append((parsed.line, rejection_id, error.to_dict()))
+            audits.append(
+                AuditEvent(
+                    actor,
+                    "event.rejected",
+                    rejection_id,
+                    {
+                        "pipeline": pipeline.name,
+                        "origin": origin,
+                        "line": parsed.line,
+                        "error_code": error.code,
+                        "raw_sha256": hashlib.sha256(parsed.raw.encode()).hexdigest(),
+                    },
+                )
+            )
+        append(conn, audits)  # last in the transaction (see governance.audit)
     for line, key in repeats:
         if key in item_for_key:
             report.duplicates.append((line, item_for_key[key]))
         else:  # its first occurrence was deferred by backpressure
             report.deferred.append(line)
+
+
+def _created(actor: str, origin: str, row: Mapping[str, Any]) -> AuditEvent:
+    """The audit event of a new item; its digest covers the event as stored."""
+    event = {k: row[k] for k in _AUDITED_EVENT_FIELDS}
+    event["event_time"] = row["event_time"].isoformat() if row["event_time"] else None
+    return AuditEvent(
+        actor,
+        "item.created",
+        row["id"],
+        {
+            "pipeline": row["pipeline"],
+            "origin": origin,
+            "source": row["source"],
+            "event_id": row["event_id"],
+            "event_sha256": digest(event),
+        },
+    )
 
 
 def _existing_ids(conn: Connection, keys: list[tuple[str, str]]) -> dict[tuple[str, str], str]:

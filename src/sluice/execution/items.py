@@ -10,6 +10,7 @@ from sqlalchemy import func, select, update
 
 from sluice.errors import NotFoundError, TaskStateError
 from sluice.execution.tables import outbox, step_runs, work_items
+from sluice.governance import AuditEvent, append
 from sluice.store import Store, utcnow
 
 __all__ = [
@@ -107,7 +108,7 @@ def list_outbox(
         return [_row_dict(r) for r in conn.execute(query.limit(limit).offset(offset))]
 
 
-def retry_items(store: Store, item_ids: Sequence[str]) -> list[str]:
+def retry_items(store: Store, item_ids: Sequence[str], *, actor: str = "cli") -> list[str]:
     """Put failed items back in the queue, in a new round.
 
     The pipeline steps they completed are not run again; the gate, a review decision
@@ -144,6 +145,7 @@ def retry_items(store: Store, item_ids: Sequence[str]) -> list[str]:
                 updated_at=utcnow(),
             )
         )
+        append(conn, [AuditEvent(actor, "item.retried", item_id) for item_id in item_ids])
     return list(item_ids)
 
 

@@ -33,6 +33,7 @@ from sluice.execution.records import (
 )
 from sluice.execution.tables import outbox, work_items
 from sluice.execution.types import Action, Auto, ItemView, Resolution, Review
+from sluice.governance import AuditEvent, append, digest
 from sluice.store import Store, new_id, utcnow
 
 __all__ = ["apply_resolution", "fail_items", "parked_items", "review_from_gate", "settle_batch"]
@@ -203,8 +204,18 @@ def _lock_in_state(store: Store, conn: Connection, ids: Sequence[str], state: st
     return set(conn.execute(query).scalars())
 
 
+def _outbox_digest(row: Mapping[str, Any]) -> str:
+    """Digest of an outbox record as written (the fields an action is made of)."""
+    return digest({k: row[k] for k in ("id", "item_id", "pipeline", "action", "payload")})
+
+
 def _write(
-    store: Store, conn: Connection, settlements: Sequence[_Settlement], expected: str
+    store: Store,
+    conn: Connection,
+    settlements: Sequence[_Settlement],
+    expected: str,
+    *,
+    executor_id: str,
 ) -> list[_Settlement]:
     """Phase 2: the rows of the settlements whose item is still ``expected``, in bulk.
 
@@ -221,7 +232,6 @@ def _write(
     if not written:
         return written
     now = utcnow()
-    write_step_runs(store, conn, [r for s in written for r in s.records])
     actions = [
         {
             "id": new_id("obx"),
@@ -260,6 +270,33 @@ def _write(
             for s in written
         ],
     )
+    # Audited last (the chain's lock is held to commit): the step runs, then the outcome
+    # of every item with a digest of its outbox record.
+    write_step_runs(store, conn, [r for s in written for r in s.records])
+    by_item = {a["item_id"]: a for a in actions}
+    batch = next((r.batch_id for s in written for r in s.records if r.batch_id), None)
+    append(
+        conn,
+        [
+            AuditEvent(
+                f"worker:{executor_id}",
+                "items.settled",
+                batch or written[0].item.id,
+                {
+                    "items": {
+                        s.item.id: {
+                            "status": s.status,
+                            "round": s.item.round,
+                            "outbox": _outbox_digest(by_item[s.item.id])
+                            if s.item.id in by_item
+                            else None,
+                        }
+                        for s in written
+                    }
+                },
+            )
+        ],
+    )
     return written
 
 
@@ -275,7 +312,7 @@ def settle_batch(store: Store, ctx: StepContext[Any], batch_id: str, *, executor
     if not settlements:
         return 0
     with store.begin() as conn:
-        written = _write(store, conn, settlements, "running")
+        written = _write(store, conn, settlements, "running", executor_id=executor_id)
     return sum(s.decided_by == "auto" for s in written)
 
 
@@ -309,16 +346,22 @@ def apply_resolution(
             error=exc,
             records=[*[r for r in settlement.records if r.step == "review"], failed],
         )
-    _write(store, conn, [settlement], "waiting_review")
+    _write(store, conn, [settlement], "waiting_review", executor_id=executor_id)
     return settlement.status != "failed"
 
 
 def fail_items(
-    conn: Connection, item_ids: Sequence[str], error_type: str, error: str, *, status: str
+    conn: Connection,
+    item_ids: Sequence[str],
+    error_type: str,
+    error: str,
+    *,
+    status: str,
+    actor: str = "worker",
 ) -> int:
     """Fail the given items that are in ``status`` with an error; returns how many."""
     now = utcnow()
-    return int(
+    failed = int(
         conn.execute(
             update(work_items)
             .where(work_items.c.id.in_(list(item_ids)), work_items.c.status == status)
@@ -331,6 +374,15 @@ def fail_items(
             )
         ).rowcount
     )
+    if failed:
+        append(
+            conn,
+            [
+                AuditEvent(actor, "item.failed", item_id, {"error_type": error_type})
+                for item_id in item_ids
+            ],
+        )
+    return failed
 
 
 def parked_items(store: Store, batch_id: str) -> list[str]:

@@ -34,6 +34,7 @@ from sluice.execution.records import (
 )
 from sluice.execution.tables import step_runs, work_items
 from sluice.execution.types import ItemView, StepOutput
+from sluice.governance import AuditEvent, append
 from sluice.store import Store, utcnow
 
 __all__ = ["StepSummary", "call_with_timeout", "run_step"]
@@ -259,3 +260,18 @@ def _fail_items(store: Store, items: Sequence[ItemView], step: str) -> None:
                     updated_at=now,
                 )
             )
+        append(
+            conn,
+            [
+                AuditEvent(
+                    "worker",
+                    "item.failed",
+                    item_id,
+                    {
+                        "step": step,
+                        "error_type": last[item_id].error_type if item_id in last else None,
+                    },
+                )
+                for item_id in ids
+            ],
+        )

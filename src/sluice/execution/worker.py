@@ -17,6 +17,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import func, select
 from threadpoolctl import threadpool_limits
@@ -27,6 +28,7 @@ from sluice.execution import batches as batch_store
 from sluice.execution.engine import Engine
 from sluice.execution.pipeline import Pipeline
 from sluice.execution.tables import work_items
+from sluice.governance import checkpoint, load_signing_key
 from sluice.store import Store
 
 __all__ = ["Worker", "WorkerStats", "queue_counts"]
@@ -111,7 +113,9 @@ class Worker:
         # idle OpenBLAS threads spin on the cores those need (the classify step ran at
         # 570 items/s with two BLAS threads, 990 with one).
         blas = threadpool_limits(1, user_api="blas")
+        signing_key = load_signing_key(self.settings.audit_key)
         self.engine.launch(self.pipelines, worker_concurrency=self.concurrency)
+        last_seal = time.monotonic()
         try:
             for pipeline in self.pipelines:
                 pipeline.check()
@@ -123,12 +127,16 @@ class Worker:
                 if now - last_check > _HEALTH_CHECK_EVERY_S:
                     self.engine.fail_dead_batches()
                     last_check = now
+                if now - last_seal > self.settings.audit_checkpoint_seconds:
+                    self._seal(signing_key)
+                    last_seal = now
                 if on_tick is not None:
                     on_tick(self._counts())
                 if drain and formed == 0 and self._drained():
                     break
                 if formed == 0:
                     stop.wait(self.settings.poll_interval_seconds)
+            self._seal(signing_key)  # a worker that stops cleanly leaves the chain sealed
         finally:
             self.engine.shutdown()
             sys.setswitchinterval(switch_interval)
@@ -156,6 +164,13 @@ class Worker:
             self.stats.batches += 1
             self.stats.items += batch.size
         return formed
+
+    def _seal(self, key: Any) -> None:
+        """Checkpoint the audit chain; a failure is logged, never fatal to the worker."""
+        try:
+            checkpoint(self.store, key, actor=f"worker:{self.settings.executor_id}")
+        except Exception:
+            log.exception("could not checkpoint the audit chain; will try again")
 
     def _concurrency(self, pipeline: Pipeline) -> int:
         return self.concurrency or pipeline.queue.worker_concurrency

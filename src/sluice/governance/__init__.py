@@ -1,8 +1,47 @@
-"""Governance: audit log, lineage, RBAC, PII and policy.
+"""Governance: the tamper-evident audit log, API tokens and role-based access.
 
-Today lineage is the per-step record kept by the execution plane (``step_runs``, shown
-by ``sluice items show``). The tamper-evident audit log, RBAC and PII redaction are the
-control-plane issues' work and are not built yet.
+Every plane records into governance; governance calls none of them. Lineage rows of
+each step are kept by the execution plane (``step_runs``) and referenced from audit
+entries by digest, so a changed lineage row is detected like a changed audit entry.
 """
 
-__all__: list[str] = []
+from sluice.governance.audit import (
+    CHECKPOINT_ACTION,
+    GENESIS_HASH,
+    AuditEntry,
+    AuditEvent,
+    append,
+    canonical_json,
+    digest,
+    entries_for,
+    iter_entries,
+)
+from sluice.governance.audit_verify import AuditReport, ChainBreak, verify, verify_entries
+from sluice.governance.checkpoints import (
+    checkpoint,
+    key_id,
+    load_public_key,
+    load_signing_key,
+    public_key_pem,
+)
+
+__all__ = [
+    "CHECKPOINT_ACTION",
+    "GENESIS_HASH",
+    "AuditEntry",
+    "AuditEvent",
+    "AuditReport",
+    "ChainBreak",
+    "append",
+    "canonical_json",
+    "checkpoint",
+    "digest",
+    "entries_for",
+    "iter_entries",
+    "key_id",
+    "load_public_key",
+    "load_signing_key",
+    "public_key_pem",
+    "verify",
+    "verify_entries",
+]

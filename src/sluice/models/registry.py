@@ -27,6 +27,7 @@ from typing import Any, Literal
 from sqlalchemy import Connection, func, select, update
 
 from sluice.errors import ModelIntegrityError, ModelNotFoundError
+from sluice.governance import AuditEvent, append
 from sluice.models.tables import model_versions
 from sluice.store import Store, utcnow
 
@@ -151,6 +152,17 @@ class ModelRegistry:
                     created_by=created_by,
                     created_at=utcnow(),
                 )
+            )
+            append(
+                conn,
+                [
+                    AuditEvent(
+                        created_by,
+                        "model.registered",
+                        f"{name}@{next_version}",
+                        {"kind": kind, "sha256": digest, "stage": stage},
+                    )
+                ],
             )
         return self.get(name, next_version)
 

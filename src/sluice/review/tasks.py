@@ -24,6 +24,7 @@ from sqlalchemy.exc import IntegrityError
 
 from sluice.errors import DecisionConflictError, NotFoundError, TaskStateError
 from sluice.execution import ItemView, Resolution, Review, send_in_transaction
+from sluice.governance import AuditEvent, append
 from sluice.review.tables import decisions, review_tasks
 from sluice.store import Store, new_id, utcnow
 
@@ -213,6 +214,23 @@ def decide(
                 send_in_transaction(
                     store, conn, task.workflow_id, {"decision_id": decision.id, "task_id": task_id}
                 )
+            append(
+                conn,
+                [
+                    AuditEvent(
+                        f"reviewer:{reviewer}",
+                        "review.decided",
+                        task.item_id,
+                        {
+                            "task_id": task_id,
+                            "decision_id": decision.id,
+                            "outcome": outcome,
+                            "label": final_label,
+                            "reason": reason,
+                        },
+                    )
+                ],
+            )
     except IntegrityError as exc:  # a concurrent decision won the unique key
         raise DecisionConflictError(f"task {task_id} already has a decision") from exc
     return decision
@@ -272,6 +290,18 @@ class TaskDesk:
         ]
         if rows:
             conn.execute(review_tasks.insert(), rows)
+            append(
+                conn,
+                [
+                    AuditEvent(
+                        "worker",
+                        "review.opened",
+                        str(row["item_id"]),
+                        {"task_id": row["id"], "queue": row["queue"], "reason": row["reason"]},
+                    )
+                    for row in rows
+                ],
+            )
         return existing | {row["item_id"]: row["id"] for row in rows}
 
     def resolution(self, conn: Connection, task_id: str) -> Resolution | None:
@@ -319,6 +349,7 @@ class TaskDesk:
                 lease_until=None,
             )
         )
+        append(conn, [AuditEvent("worker", "review.escalated", task_id, {"queue": queue})])
 
     def expire(self, conn: Connection, task_id: str) -> None:
         """Mark an escalated task as expired (a decision is still accepted)."""
@@ -327,3 +358,4 @@ class TaskDesk:
             .where(review_tasks.c.id == task_id, review_tasks.c.state == "escalated")
             .values(state="expired")
         )
+        append(conn, [AuditEvent("worker", "review.expired", task_id)])

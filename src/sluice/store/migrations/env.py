@@ -5,6 +5,7 @@ from alembic import context
 # Every plane's tables, so that `alembic check`-style comparisons see the whole store.
 # This module is a leaf: nothing imports it, so these imports add no layering edge.
 import sluice.execution.tables
+import sluice.governance.tables
 import sluice.models.tables
 import sluice.review.tables  # noqa: F401
 from sluice.store.base import metadata
