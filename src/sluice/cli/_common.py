@@ -26,6 +26,7 @@ __all__ = [
     "emit_json",
     "err_console",
     "handle_errors",
+    "local_principal",
     "progress_bar",
     "runtime",
 ]
@@ -61,6 +62,15 @@ def runtime(**extra: Any) -> Any:
     from sluice.runtime import Runtime
 
     return Runtime(STATE.settings(**extra))
+
+
+def local_principal() -> Any:
+    """Who the CLI acts as: the local admin, named by SLUICE_LOCAL_ACTOR or the OS user."""
+    import getpass
+
+    from sluice.governance import local_admin
+
+    return local_admin(STATE.settings().local_actor or getpass.getuser())
 
 
 def emit_json(value: Any) -> None:

@@ -11,7 +11,15 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from sluice.cli._common import STATE, JsonOption, console, emit_json, handle_errors, runtime
+from sluice.cli._common import (
+    STATE,
+    JsonOption,
+    console,
+    emit_json,
+    handle_errors,
+    local_principal,
+    runtime,
+)
 from sluice.errors import AuditError
 
 __all__ = ["app", "register"]
@@ -149,7 +157,7 @@ def checkpoint_cmd(as_json: bool = JsonOption) -> None:
     settings = STATE.settings()
     key = load_signing_key(settings.audit_key)
     with runtime() as rt:
-        entry = checkpoint(rt.store, key, actor=_local_actor(settings))
+        entry = checkpoint(rt.store, key, actor=local_principal().actor)
     result = {"sealed": entry is not None, "entry": entry.to_json() if entry else None}
     if as_json:
         emit_json(result)
@@ -168,12 +176,6 @@ def public_key_cmd() -> None:
     key = load_signing_key(STATE.settings().audit_key)
     sys.stdout.write(public_key_pem(key))
     console.print(f"[dim]key id {key_id(key.public_key())}[/]", highlight=False)
-
-
-def _local_actor(settings: Any) -> str:
-    import getpass
-
-    return f"cli:{settings.local_actor or getpass.getuser()}"
 
 
 def lineage(

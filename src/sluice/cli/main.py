@@ -14,7 +14,7 @@ import typer
 from rich.logging import RichHandler
 
 from sluice import __version__
-from sluice.cli import audit, items, models, review, run
+from sluice.cli import audit, items, models, review, run, tokens
 from sluice.cli._common import STATE, err_console
 
 __all__ = ["app"]
@@ -75,4 +75,5 @@ app.add_typer(items.rejects_app, name="rejects")
 app.add_typer(review.app, name="review")
 app.add_typer(models.app, name="models")
 app.add_typer(audit.app, name="audit")
+app.add_typer(tokens.app, name="tokens")
 audit.register(app)
