@@ -109,6 +109,14 @@ class Settings(BaseSettings):
             "also declare them with the `sluice.pipelines` entry-point group."
         ),
     )
+    model_pins: dict[str, str] = Field(
+        default_factory=dict,
+        description=(
+            "Model versions to use instead of the production ones, by model name (JSON "
+            'object in the environment, e.g. \'{"support-intent": "3"}\'). '
+            "`sluice replay --model` sets it for a replay."
+        ),
+    )
     encoder_processes: int | None = Field(
         default=None,
         ge=0,

@@ -14,7 +14,7 @@ import typer
 from rich.logging import RichHandler
 
 from sluice import __version__
-from sluice.cli import audit, items, models, review, run, tokens
+from sluice.cli import audit, items, models, replay, review, run, tokens
 from sluice.cli._common import STATE, err_console
 
 __all__ = ["app"]
@@ -77,3 +77,4 @@ app.add_typer(models.app, name="models")
 app.add_typer(audit.app, name="audit")
 app.add_typer(tokens.app, name="tokens")
 audit.register(app)
+replay.register(app)

@@ -41,6 +41,7 @@ from sluice.execution.pipeline import (
     get_pipeline,
     registered_pipelines,
 )
+from sluice.execution.replay import ReplayReport, replay_items, replay_since
 from sluice.execution.retry import RetryPolicy
 from sluice.execution.types import (
     Action,
@@ -66,6 +67,7 @@ __all__ = [
     "Pipeline",
     "QueueSpec",
     "Rejection",
+    "ReplayReport",
     "Resolution",
     "RetryPolicy",
     "Review",
@@ -91,6 +93,8 @@ __all__ = [
     "queue_counts",
     "recover_executor",
     "registered_pipelines",
+    "replay_items",
+    "replay_since",
     "retry_items",
     "retry_rejection",
     "review_workflow_id",

@@ -96,10 +96,14 @@ triage = Pipeline(
 
 @triage.resources
 def load(settings: Settings, store: Store) -> TriageResources:
-    """Encoder, production classifier and its calibrated threshold, intent table."""
+    """Encoder, classifier (production, or the pinned version) and its threshold, intents."""
     try:
-        record, head, calibration = load_classifier(ModelRegistry(store), MODEL_NAME)
+        record, head, calibration = load_classifier(
+            ModelRegistry(store), MODEL_NAME, settings.model_pins.get(MODEL_NAME)
+        )
     except ModelNotFoundError as exc:
+        if MODEL_NAME in settings.model_pins:
+            raise  # the pinned version is missing: say that, not "train one"
         raise ConfigError(
             f"support-triage needs a trained {MODEL_NAME!r} classifier",
             hint="train one with `sluice models train` (uses the shipped sample by default)",
