@@ -84,3 +84,26 @@ def test_tokens_create_list_revoke(cli: Any) -> None:
     assert json.loads(cli("tokens", "list", "--json").stdout)[0]["state"] == "revoked"
     bad = cli("tokens", "create", "--role", "root")
     assert bad.exit_code == 1 and "unknown role" in bad.output
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["replay", "itm_x", "--prompt", "reply=2"], "prompts are not versioned yet"),
+        (["replay", "itm_x", "--model", "support-intent"], "is not NAME=VERSION"),
+        (["replay", "--since", "2026-01-01"], "--since needs --pipeline"),
+        (["replay"], "name items to replay"),
+        (["replay", "itm_nope"], "no item 'itm_nope'"),
+    ],
+)
+def test_replay_refuses_what_it_cannot_do(cli: Any, args: list[str], message: str) -> None:
+    out = cli(*args)
+    assert out.exit_code == 1 and message in out.output, out.output
+
+
+def test_replay_needs_the_models_it_replays_with(cli: Any, submitted: str) -> None:
+    out = cli("replay", submitted)
+    assert out.exit_code == 1
+    assert "needs a trained 'support-intent' classifier" in out.output
+    pinned = cli("replay", submitted, "--model", "support-intent=7")
+    assert pinned.exit_code == 1 and "support-intent" in pinned.output
