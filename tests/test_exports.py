@@ -29,6 +29,7 @@ PUBLIC = {
         "Verdict",
         "Worker",
         "WorkerStats",
+        "decided_by_counts",
         "get_item",
         "get_pipeline",
         "item_lineage",
@@ -72,6 +73,9 @@ PUBLIC = {
         "train_classifier",
     },
     "sluice.review": {
+        "DEFAULT_LEASE_S",
+        "claim",
+        "release",
         "Decision",
         "Outcome",
         "ReviewTask",

@@ -132,10 +132,22 @@ class Settings(BaseSettings):
             "Default: `keys/audit-ed25519.pem` under `home`."
         ),
     )
+    audit_public_keys: list[Path] = Field(
+        default_factory=list,
+        description=(
+            "PEM public keys of other hosts' checkpoints, used by the API's audit verify "
+            "(JSON list in the environment)."
+        ),
+    )
     audit_checkpoint_seconds: float = Field(
         default=300.0,
         gt=0,
         description="How often a worker seals the audit chain with a signed checkpoint (s).",
+    )
+    max_request_bytes: int = Field(
+        default=10 * 1024 * 1024,
+        gt=0,
+        description="Largest HTTP request body the API accepts, in bytes (413 above it).",
     )
     local_actor: str = Field(
         default="",

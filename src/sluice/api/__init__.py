@@ -1,3 +1,8 @@
-"""The HTTP API edge (FastAPI). Not built yet: see the HTTP API and review app issue."""
+"""The HTTP edge: a FastAPI app serving the API (``/v1``) and the review app (``/``).
 
-__all__: list[str] = []
+Start it with ``sluice serve``; build it in code with :func:`create_app`.
+"""
+
+from sluice.api.app import create_app
+
+__all__ = ["create_app"]

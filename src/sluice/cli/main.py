@@ -14,7 +14,7 @@ import typer
 from rich.logging import RichHandler
 
 from sluice import __version__
-from sluice.cli import audit, items, models, replay, review, run, tokens
+from sluice.cli import audit, items, models, replay, review, run, serve, tokens
 from sluice.cli._common import STATE, err_console
 
 __all__ = ["app"]
@@ -78,3 +78,4 @@ app.add_typer(audit.app, name="audit")
 app.add_typer(tokens.app, name="tokens")
 audit.register(app)
 replay.register(app)
+serve.register(app)

@@ -23,6 +23,7 @@ from sluice.execution.intake import (
     submit_lines,
 )
 from sluice.execution.items import (
+    decided_by_counts,
     get_item,
     item_outcomes,
     list_items,
@@ -80,6 +81,7 @@ __all__ = [
     "Verdict",
     "Worker",
     "WorkerStats",
+    "decided_by_counts",
     "get_item",
     "get_pipeline",
     "item_lineage",

@@ -14,6 +14,7 @@ from sluice.governance import AuditEvent, append
 from sluice.store import Store, utcnow
 
 __all__ = [
+    "decided_by_counts",
     "get_item",
     "item_outcomes",
     "list_items",
@@ -147,6 +148,17 @@ def retry_items(store: Store, item_ids: Sequence[str], *, actor: str = "cli") ->
         )
         append(conn, [AuditEvent(actor, "item.retried", item_id) for item_id in item_ids])
     return list(item_ids)
+
+
+def decided_by_counts(store: Store) -> dict[str, int]:
+    """Outbox records by who decided them: ``auto``, and ``human`` for every reviewer."""
+    query = select(outbox.c.decided_by, func.count()).group_by(outbox.c.decided_by)
+    counts: dict[str, int] = {}
+    with store.read() as conn:
+        for decided_by, n in conn.execute(query):
+            key = "auto" if decided_by == "auto" else "human"
+            counts[key] = counts.get(key, 0) + int(n)
+    return counts
 
 
 def item_outcomes(store: Store, *, source: str) -> list[dict[str, Any]]:

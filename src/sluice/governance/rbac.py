@@ -102,6 +102,7 @@ class Principal:
         pipelines: Pipelines they may act on; None means all.
         queues: Review queues they may work (reviewers); None means all.
         pii_clearance: May see personal data unmasked.
+        name: A display name (a token's name, the OS user); defaults to ``actor``.
     """
 
     actor: str
@@ -109,11 +110,17 @@ class Principal:
     pipelines: Sequence[str] | None = None
     queues: Sequence[str] | None = None
     pii_clearance: bool = False
+    name: str = ""
+
+    @property
+    def display_name(self) -> str:
+        """``name``, or ``actor`` when there is none."""
+        return self.name or self.actor
 
 
 def local_admin(user: str) -> Principal:
     """The principal of the CLI on this machine: an admin, named for the OS user."""
-    return Principal(actor=f"cli:{user}", role="admin", pii_clearance=True)
+    return Principal(actor=f"cli:{user}", role="admin", pii_clearance=True, name=user)
 
 
 def allowed(

@@ -200,4 +200,5 @@ def authenticate(store: Store, token: str) -> Principal:
         pipelines=record.pipelines,
         queues=record.queues,
         pii_clearance=record.pii_clearance,
+        name=record.name,
     )

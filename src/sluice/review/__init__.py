@@ -1,5 +1,6 @@
 """The review plane: tasks for humans, their decisions, and the desk the gate calls."""
 
+from sluice.review.claims import DEFAULT_LEASE_S, claim, release
 from sluice.review.tasks import (
     Decision,
     Outcome,
@@ -10,4 +11,15 @@ from sluice.review.tasks import (
     list_tasks,
 )
 
-__all__ = ["Decision", "Outcome", "ReviewTask", "TaskDesk", "decide", "get_task", "list_tasks"]
+__all__ = [
+    "DEFAULT_LEASE_S",
+    "Decision",
+    "Outcome",
+    "ReviewTask",
+    "TaskDesk",
+    "claim",
+    "decide",
+    "get_task",
+    "list_tasks",
+    "release",
+]

@@ -52,11 +52,21 @@ class ReviewTask:
     due_at: datetime
     escalated_at: datetime | None
     decided_at: datetime | None
+    claimed_by: str | None = None
+    claimed_at: datetime | None = None
+    lease_until: datetime | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
         out = dict(self.__dict__)
-        for key in ("created_at", "due_at", "escalated_at", "decided_at"):
+        for key in (
+            "created_at",
+            "due_at",
+            "escalated_at",
+            "decided_at",
+            "claimed_at",
+            "lease_until",
+        ):
             out[key] = out[key].isoformat() if out[key] else None
         out["proposal"] = dict(self.proposal)
         return out
@@ -96,6 +106,9 @@ def _task(row: Any) -> ReviewTask:
         due_at=row.due_at,
         escalated_at=row.escalated_at,
         decided_at=row.decided_at,
+        claimed_by=row.claimed_by,
+        claimed_at=row.claimed_at,
+        lease_until=row.lease_until,
     )
 
 
@@ -189,9 +202,21 @@ def decide(
                 raise DecisionConflictError(f"task {task_id} already has a decision")
             if current not in _OPEN_STATES:
                 raise TaskStateError(f"task {task_id} is {current} and cannot be decided")
-            started = conn.execute(
-                select(review_tasks.c.claimed_at).where(review_tasks.c.id == task_id)
-            ).scalar_one()
+            held = conn.execute(
+                select(
+                    review_tasks.c.claimed_at, review_tasks.c.claimed_by, review_tasks.c.lease_until
+                ).where(review_tasks.c.id == task_id)
+            ).one()
+            if (
+                held.claimed_by not in (None, reviewer)
+                and held.lease_until
+                and held.lease_until > now
+            ):
+                raise TaskStateError(
+                    f"task {task_id} is claimed by {held.claimed_by}",
+                    hint="only the reviewer holding the claim can decide it until the lease ends",
+                )
+            started = held.claimed_at if held.claimed_by == reviewer else None
             conn.execute(
                 decisions.insert().values(
                     id=decision.id,

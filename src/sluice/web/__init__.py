@@ -1,3 +1,14 @@
-"""The review web app edge. Not built yet: see the HTTP API and review app issue."""
+"""The review web app: server-rendered pages for reviewers, auditors and operators.
 
-__all__: list[str] = []
+Mounted by :func:`sluice.api.create_app`; not built yet beyond this placeholder mount.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["mount"]
+
+
+def mount(app: Any) -> None:
+    """Add the web app's routes to ``app`` (none yet)."""

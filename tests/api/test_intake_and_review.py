@@ -1,0 +1,179 @@
+"""The API end to end: intake in every CloudEvents mode, the review queue, problems."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from typing import Any
+
+import pytest
+
+from sluice.execution import get_item
+
+
+@pytest.fixture(autouse=True)
+def _toys() -> None:
+    import toy_pipelines  # noqa: F401
+
+
+def event(i: int | str, text: str = "hello", source: str = "api") -> dict[str, Any]:
+    return {
+        "specversion": "1.0",
+        "id": f"ev-{i}",
+        "source": source,
+        "type": "t",
+        "data": {"text": text},
+    }
+
+
+def test_structured_batched_and_binary_events_are_accepted_idempotently(
+    client: Any, token_for: Any
+) -> None:
+    http = client(token_for("service"))
+    one = http.post(
+        "/v1/events",
+        params={"pipeline": "toy-echo"},
+        content=json.dumps(event(1)),
+        headers={"content-type": "application/cloudevents+json"},
+    )
+    assert one.status_code == 202 and one.json()["accepted"] == 1
+    batch = http.post("/v1/events", params={"pipeline": "toy-echo"}, json=[event(2), event(3)])
+    assert batch.status_code == 202 and batch.json()["accepted"] == 2
+    binary = http.post(
+        "/v1/events",
+        params={"pipeline": "toy-echo"},
+        content=json.dumps({"text": "binary mode"}),
+        headers={
+            "content-type": "application/json",
+            "ce-specversion": "1.0",
+            "ce-id": "ev-4",
+            "ce-source": "api",
+            "ce-type": "t",
+        },
+    )
+    assert binary.status_code == 202, binary.text
+    item_id = binary.json()["items"][0]["item_id"]
+    again = http.post("/v1/events", params={"pipeline": "toy-echo"}, json=[event(1), event(2)])
+    assert again.status_code == 202
+    assert (again.json()["accepted"], again.json()["duplicates"]) == (0, 2)
+    detail = client(token_for("operator")).get(f"/v1/items/{item_id}").json()
+    assert detail["event"]["data"]["text"] == "binary mode"
+    assert detail["event"]["datacontenttype"] == "application/json"
+
+
+def test_invalid_events_are_problems_with_their_position_and_good_ones_still_count(
+    client: Any, token_for: Any
+) -> None:
+    http = client(token_for("service"))
+    mixed = http.post(
+        "/v1/events", params={"pipeline": "toy-echo"}, json=[event(1), {"id": "x"}, event(3)]
+    )
+    assert mixed.status_code == 202
+    body = mixed.json()
+    assert (body["accepted"], body["rejected"]) == (2, 1)
+    assert body["errors"][0]["line"] == 2 and body["errors"][0]["rejection_id"].startswith("rej_")
+    bad = http.post("/v1/events", params={"pipeline": "toy-echo"}, json={"id": "x"})
+    assert bad.status_code == 422
+    broken = http.post("/v1/events", params={"pipeline": "toy-echo"}, content=b"{nope")
+    assert broken.status_code == 422
+    assert broken.headers["content-type"].startswith("application/problem+json")
+    assert "invalid JSON" in broken.json()["title"]
+    unknown = http.post("/v1/events", params={"pipeline": "nope"}, json=event(9))
+    assert unknown.status_code == 404
+    assert "unknown pipeline" in unknown.json()["title"]
+    missing = http.post("/v1/events", json=event(9))
+    assert missing.status_code == 422 and missing.json()["errors"][0]["field"] == "query.pipeline"
+
+
+def test_oversize_requests_are_refused_before_they_are_read(runtime: Any, token_for: Any) -> None:
+    import httpx
+
+    from api_server import LiveServer
+    from sluice.api import create_app
+
+    settings = runtime.settings.model_copy(update={"max_request_bytes": 2000})
+    with LiveServer(create_app(settings, runtime=runtime)) as live:
+        headers = {"Authorization": f"Bearer {token_for('service')}"}
+        big = [event(i, "x" * 100) for i in range(50)]
+        response = httpx.post(
+            f"{live.url}/v1/events", params={"pipeline": "toy-echo"}, json=big, headers=headers
+        )
+    assert response.status_code == 413 and response.json()["code"] == "request_too_large"
+
+
+def test_a_reviewer_claims_and_decides_and_the_item_resumes(
+    runtime: Any, client: Any, token_for: Any
+) -> None:
+    service = client(token_for("service"))
+    posted = service.post(
+        "/v1/events", params={"pipeline": "toy-echo"}, json=[event(1, "please review")]
+    ).json()
+    item_id = posted["items"][0]["item_id"]
+    runtime.worker(["toy-echo"]).run(drain=True)
+
+    ana = client(token_for("reviewer", name="ana", queues=["toy"]))
+    (task,) = ana.get("/v1/review/tasks").json()
+    context = ana.get(f"/v1/review/tasks/{task['id']}").json()
+    assert context["message"]["text"] == "please review"
+    claimed = ana.post(f"/v1/review/tasks/{task['id']}/claim", json={"lease_seconds": 60}).json()
+    assert claimed["claimed_by"] == "ana" and claimed["state"] == "claimed"
+
+    bo = client(token_for("reviewer", name="bo"))
+    refused = bo.post(f"/v1/review/tasks/{task['id']}/decision", json={"outcome": "approve"})
+    assert refused.status_code == 409 and "claimed by" in refused.json()["title"]
+
+    decided = ana.post(
+        f"/v1/review/tasks/{task['id']}/decision",
+        json={"outcome": "correct", "label": "OTHER", "reason": "not shouting"},
+    )
+    assert decided.status_code == 201, decided.text
+    second = ana.post(f"/v1/review/tasks/{task['id']}/decision", json={"outcome": "reject"})
+    assert second.status_code == 409 and second.json()["code"] == "decision_conflict"
+
+    stop = threading.Event()
+    thread = threading.Thread(target=runtime.worker(["toy-echo"]).run, kwargs={"stop": stop})
+    thread.start()
+    try:
+        deadline = time.monotonic() + 30
+        while get_item(runtime.store, item_id)["status"] != "completed":
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+    finally:
+        stop.set()
+        thread.join(30)
+    auditor = client(token_for("auditor"))
+    lineage = auditor.get(f"/v1/items/{item_id}/lineage").json()
+    assert lineage["intact"] and lineage["action"]["payload"]["label"] == "OTHER"
+    assert auditor.get("/v1/audit/verify").json()["ok"]
+
+
+def test_reviewers_see_only_their_queues(runtime: Any, client: Any, token_for: Any) -> None:
+    client(token_for("service")).post(
+        "/v1/events", params={"pipeline": "toy-echo"}, json=[event(1, "please review")]
+    )
+    runtime.worker(["toy-echo"]).run(drain=True)
+    other = client(token_for("reviewer", queues=["billing"]))
+    assert other.get("/v1/review/tasks").json() == []
+    task_id = client(token_for("admin")).get("/v1/review/tasks").json()[0]["id"]
+    assert other.get(f"/v1/review/tasks/{task_id}").status_code == 404
+    assert (
+        other.post(f"/v1/review/tasks/{task_id}/decision", json={"outcome": "approve"}).status_code
+        == 404
+    )
+
+
+def test_a_scoped_service_token_sees_only_its_pipelines(client: Any, token_for: Any) -> None:
+    crm = client(token_for("service", pipelines=["toy-echo"]))
+    assert crm.post("/v1/events", params={"pipeline": "toy-echo"}, json=event(1)).status_code == 202
+    refused = crm.post("/v1/events", params={"pipeline": "toy-steps"}, json=event(2))
+    assert refused.status_code == 403
+    client(token_for("admin")).post("/v1/events", params={"pipeline": "toy-steps"}, json=event(3))
+    assert {i["pipeline"] for i in crm.get("/v1/items").json()} == {"toy-echo"}
+
+
+def test_summary_and_openapi(client: Any, token_for: Any) -> None:
+    summary = client(token_for("operator")).get("/v1/metrics/summary").json()
+    assert summary["review_backlog"] == 0 and summary["automation_rate"] is None
+    spec = client().get("/openapi.json").json()
+    assert spec["openapi"].startswith("3.") and "/v1/events" in spec["paths"]
