@@ -21,7 +21,7 @@ from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from sluice import __version__
-from sluice.api.problems import install_problem_handlers, problem_response
+from sluice.api.problems import Problem, install_problem_handlers, problem_response
 from sluice.api.routes import events, items, meta, review
 from sluice.config import Settings
 from sluice.runtime import Runtime
@@ -107,7 +107,46 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> FastAPI
         app.include_router(router)
     _mount_web(app)
     app.add_middleware(BodyLimit, limit=settings.max_request_bytes)
+    _document_problems(app)
     return app
+
+
+def _document_problems(app: FastAPI) -> None:
+    """Declare every error response as problem details in the OpenAPI document.
+
+    FastAPI documents request validation errors as its own JSON shape; Sluice answers
+    them (and every other error) with RFC 9457 problem details, so say so, and add the
+    413 every request can get from the body limit.
+    """
+    from fastapi.openapi.utils import get_openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            spec = get_openapi(
+                title=app.title,
+                version=app.version,
+                description=app.description,
+                routes=app.routes,
+            )
+            for operations in spec.get("paths", {}).values():
+                for operation in operations.values():
+                    responses = operation.setdefault("responses", {})
+                    if (
+                        "422" in responses
+                        or operation.get("parameters")
+                        or "requestBody" in operation
+                    ):
+                        responses["422"] = Problem
+                    if "requestBody" in operation:
+                        responses["400"] = Problem  # a body that is not JSON at all
+                        responses["413"] = Problem
+                    responses.setdefault("500", Problem)
+            spec.get("components", {}).get("schemas", {}).pop("HTTPValidationError", None)
+            spec.get("components", {}).get("schemas", {}).pop("ValidationError", None)
+            app.openapi_schema = spec
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def _mount_web(app: FastAPI) -> Any:
