@@ -54,6 +54,7 @@ PUBLIC = {
         "step_latencies",
         "submit_events",
         "submit_lines",
+        "work_summary",
     },
     "sluice.models": {
         "Calibration",
@@ -74,8 +75,10 @@ PUBLIC = {
     },
     "sluice.review": {
         "DEFAULT_LEASE_S",
+        "ReviewerCost",
         "claim",
         "release",
+        "reviewer_costs",
         "Decision",
         "Outcome",
         "ReviewTask",

@@ -91,6 +91,11 @@ class Settings(BaseSettings):
         gt=0,
         description="Time an escalated task may wait before it is marked expired, in seconds.",
     )
+    reviewer_hourly_rate: float = Field(
+        default=40.0,
+        ge=0,
+        description="What an hour of a reviewer's time costs (the currency of all costs).",
+    )
     target_precision: float = Field(
         default=0.99,
         gt=0.5,

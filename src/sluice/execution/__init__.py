@@ -31,6 +31,7 @@ from sluice.execution.items import (
     retry_items,
     run_window,
     step_latencies,
+    work_summary,
 )
 from sluice.execution.lineage import item_lineage
 from sluice.execution.pipeline import (
@@ -106,4 +107,5 @@ __all__ = [
     "step_latencies",
     "submit_events",
     "submit_lines",
+    "work_summary",
 ]

@@ -22,6 +22,7 @@ __all__ = [
     "retry_items",
     "run_window",
     "step_latencies",
+    "work_summary",
 ]
 
 _ITEM_SUMMARY = [
@@ -159,6 +160,39 @@ def decided_by_counts(store: Store) -> dict[str, int]:
             key = "auto" if decided_by == "auto" else "human"
             counts[key] = counts.get(key, 0) + int(n)
     return counts
+
+
+def work_summary(store: Store) -> dict[str, Any]:
+    """Items by status, automation rate, recent throughput, model cost.
+
+    The automation rate is the share of the items that reached the gate (settled or
+    waiting for review) that were handled without a human, as in the demo's report.
+    """
+    from datetime import timedelta
+
+    counts = {}
+    with store.read() as conn:
+        for status, n in conn.execute(
+            select(work_items.c.status, func.count()).group_by(work_items.c.status)
+        ):
+            counts[status] = int(n)
+        hour_ago = utcnow() - timedelta(hours=1)
+        last_hour = conn.execute(
+            select(func.count())
+            .select_from(work_items)
+            .where(work_items.c.completed_at >= hour_ago)
+        ).scalar_one()
+        model_cost = conn.execute(
+            select(func.coalesce(func.sum(step_runs.c.cost), 0.0))
+        ).scalar_one()
+    decided = decided_by_counts(store)
+    gated = sum(counts.get(s, 0) for s in ("completed", "rejected", "waiting_review"))
+    return {
+        "items_by_status": counts,
+        "automation_rate": round(decided.get("auto", 0) / gated, 4) if gated else None,
+        "last_hour": int(last_hour),
+        "model_cost": float(model_cost),
+    }
 
 
 def item_outcomes(store: Store, *, source: str) -> list[dict[str, Any]]:

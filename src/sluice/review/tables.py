@@ -45,7 +45,9 @@ decisions = Table(
     Column("label", String(200)),
     Column("reason", Text),
     Column("decided_at", UTCDateTime(), nullable=False),
+    # Claim to decision, and the time the review screen was in front of the reviewer.
     Column("seconds_to_decide", Float),
+    Column("active_seconds", Float),
     Column("applied_at", UTCDateTime()),
     Index("ix_decisions_item", "item_id"),
 )

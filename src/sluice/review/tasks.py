@@ -157,6 +157,7 @@ def decide(
     outcome: Outcome,
     label: str | None = None,
     reason: str | None = None,
+    active_seconds: float | None = None,
 ) -> Decision:
     """Record the one decision on a task and wake the item waiting for it.
 
@@ -167,6 +168,7 @@ def decide(
         outcome: ``approve`` the proposal, ``correct`` it with ``label``, or ``reject``.
         label: The corrected label (required for ``correct``).
         reason: Optional free-text reason.
+        active_seconds: Time the reviewer spent on the task's screen, when measured.
 
     Raises:
         NotFoundError: No such task.
@@ -228,6 +230,7 @@ def decide(
                     reason=reason,
                     decided_at=now,
                     seconds_to_decide=(now - started).total_seconds() if started else None,
+                    active_seconds=active_seconds,
                 )
             )
             conn.execute(

@@ -1,14 +1,30 @@
 """The review web app: server-rendered pages for reviewers, auditors and operators.
 
-Mounted by :func:`sluice.api.create_app`; not built yet beyond this placeholder mount.
+Mounted by :func:`sluice.api.create_app` at ``/`` beside the API; see :mod:`.pages`.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from pathlib import Path
+
+from fastapi import FastAPI, Request
+from fastapi.responses import Response
+from fastapi.staticfiles import StaticFiles
 
 __all__ = ["mount"]
 
 
-def mount(app: Any) -> None:
-    """Add the web app's routes to ``app`` (none yet)."""
+def mount(app: FastAPI) -> None:
+    """Add the pages, their static files and the sign-in redirect to ``app``."""
+    from sluice.web.pages import _SignInRequiredError, router, sign_in_redirect
+
+    app.include_router(router)
+    app.mount(
+        "/static", StaticFiles(directory=str(Path(__file__).with_name("static"))), name="web-static"
+    )
+
+    async def to_sign_in(_request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, _SignInRequiredError)
+        return sign_in_redirect(exc.target)
+
+    app.add_exception_handler(_SignInRequiredError, to_sign_in)

@@ -10,7 +10,7 @@ from sqlalchemy import text
 from sluice.api.auth import current_principal, get_runtime, require
 from sluice.api.problems import Problem
 from sluice.api.schemas import AuditReportOut, ModelOut, SummaryOut, WhoAmI
-from sluice.execution import decided_by_counts, queue_counts
+from sluice.execution import work_summary
 from sluice.governance import Principal, checkpoint, load_public_key, load_signing_key, verify
 from sluice.runtime import Runtime
 
@@ -80,14 +80,12 @@ def summary(
     from sluice.review import list_tasks
     from sluice.store import utcnow
 
-    counts = queue_counts(rt.store)
-    settled = counts.get("completed", 0) + counts.get("rejected", 0)
-    auto = decided_by_counts(rt.store).get("auto", 0)
+    work = work_summary(rt.store)
     open_tasks = list_tasks(rt.store, state="open", limit=10_000)
     oldest = min((t.created_at for t in open_tasks), default=None)
     return {
-        "items_by_status": counts,
-        "automation_rate": round(auto / settled, 4) if settled else None,
+        "items_by_status": work["items_by_status"],
+        "automation_rate": work["automation_rate"],
         "review_backlog": len(open_tasks),
         "oldest_open_task_age_seconds": (utcnow() - oldest).total_seconds() if oldest else None,
     }
