@@ -19,6 +19,8 @@ def make_settings(
         "poll_interval_seconds": 0.05,
         "executor_id": "test-worker",
         "batch_size": 16,
+        # Off unless a test samples on purpose: a sampled audit task is one more task.
+        "audit_sample_rate": 0.0,
     }
     values.update(extra)
     return Settings(**values)

@@ -58,7 +58,11 @@ PUBLIC = {
     },
     "sluice.models": {
         "Calibration",
+        "Correction",
         "ENCODER_NAME",
+        "RetrainResult",
+        "evaluate_head",
+        "retrain_with_corrections",
         "Encoder",
         "LabelledData",
         "LinearHead",
@@ -75,6 +79,9 @@ PUBLIC = {
     },
     "sluice.review": {
         "DEFAULT_LEASE_S",
+        "AuditEstimate",
+        "StratumPrecision",
+        "audit_precision",
         "ReviewerCost",
         "claim",
         "release",
@@ -85,6 +92,7 @@ PUBLIC = {
         "TaskDesk",
         "decide",
         "get_task",
+        "labelled_decisions",
         "list_tasks",
     },
     "sluice.governance": {

@@ -91,6 +91,16 @@ class Settings(BaseSettings):
         gt=0,
         description="Time an escalated task may wait before it is marked expired, in seconds.",
     )
+    audit_sample_rate: float = Field(
+        default=0.02,
+        ge=0,
+        le=1,
+        description=(
+            "Share of auto-handled items sampled into the audit queue for a blind second "
+            "look, per intent (systematic: the first of each intent, then every 1/rate-th). "
+            "0 turns sampling off."
+        ),
+    )
     reviewer_hourly_rate: float = Field(
         default=40.0,
         ge=0,

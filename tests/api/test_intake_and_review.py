@@ -177,3 +177,51 @@ def test_summary_and_openapi(client: Any, token_for: Any) -> None:
     assert summary["review_backlog"] == 0 and summary["automation_rate"] is None
     spec = client().get("/openapi.json").json()
     assert spec["openapi"].startswith("3.") and "/v1/events" in spec["paths"]
+
+
+def test_audit_tasks_are_blind_over_the_api_until_graded(
+    tmp_path: Any, database_url: str | None, model_cache: Any
+) -> None:
+    import httpx
+
+    from api_server import LiveServer
+    from helpers import make_settings
+    from sluice.api import create_app
+    from sluice.governance import create_token
+    from sluice.runtime import Runtime
+
+    settings = make_settings(tmp_path / "h", database_url, model_cache, audit_sample_rate=1.0)
+    with Runtime(settings) as rt, LiveServer(create_app(settings, runtime=rt)) as live:
+        reviewer, _ = create_token(rt.store, name="ana", role="reviewer", created_by="t")
+        auditor, _ = create_token(rt.store, name="al", role="auditor", created_by="t")
+        service, _ = create_token(rt.store, name="s", role="service", created_by="t")
+        http = httpx.Client(base_url=live.url, timeout=30)
+        bearer = lambda t: {"Authorization": f"Bearer {t}"}  # noqa: E731
+        http.post(
+            "/v1/events",
+            params={"pipeline": "toy-echo"},
+            json=[event(1, "hi")],
+            headers=bearer(service),
+        )
+        rt.worker(["toy-echo"]).run(drain=True)
+        (task,) = http.get(
+            "/v1/review/tasks", params={"queue": "audit"}, headers=bearer(reviewer)
+        ).json()
+        assert task["kind"] == "audit" and "label" not in task["proposal"]
+        context = http.get(f"/v1/review/tasks/{task['id']}", headers=bearer(reviewer)).json()
+        assert (
+            "label" not in context["task"]["proposal"]
+            and "confidence" not in context["task"]["proposal"]
+        )
+        graded = http.post(
+            f"/v1/review/tasks/{task['id']}/decision",
+            json={"outcome": "correct", "label": "HI"},
+            headers=bearer(reviewer),
+        )
+        assert graded.status_code == 201 and graded.json()["outcome"] == "approve"  # it agreed
+        after = http.get(f"/v1/review/tasks/{task['id']}", headers=bearer(reviewer)).json()
+        assert after["task"]["proposal"]["label"] == "HI"
+        estimate = http.get(
+            "/v1/metrics/audits", params={"pipeline": "toy-echo"}, headers=bearer(auditor)
+        ).json()
+        assert estimate["overall"]["audited"] == 1 and estimate["overall"]["precision"] == 1.0

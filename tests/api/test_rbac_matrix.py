@@ -34,6 +34,7 @@ ROUTES: dict[tuple[str, str], set[str]] = {
     ("GET", "/v1/audit/verify"): {"admin", "auditor"},
     ("POST", "/v1/audit/checkpoint"): {"admin"},
     ("GET", "/v1/metrics/summary"): READERS | {"service"},
+    ("GET", "/v1/metrics/audits"): {"admin", "auditor"},
 }
 
 BODIES: dict[str, Any] = {
@@ -66,7 +67,8 @@ def test_every_route_with_every_role(role: str, client: Any, token_for: Any) -> 
     http = client(token_for(role))
     for (method, path), roles in sorted(ROUTES.items()):
         url = path.replace("{item_id}", "itm_missing").replace("{task_id}", "tsk_missing")
-        params = {"pipeline": "support-triage"} if path == "/v1/events" else None
+        wants_pipeline = path in ("/v1/events", "/v1/metrics/audits")
+        params = {"pipeline": "support-triage"} if wants_pipeline else None
         response = http.request(method, url, params=params, json=BODIES.get(path))
         if role in roles:
             assert response.status_code not in (401, 403), (method, path, response.text)

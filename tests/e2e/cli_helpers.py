@@ -33,6 +33,7 @@ def cli_env(home: Path, database_url: str | None, **extra: str) -> dict[str, str
             "SLUICE_PIPELINE_MODULES": json.dumps(["toy_pipelines"]),
             "PYTHONPATH": os.pathsep.join([str(TESTS), env.get("PYTHONPATH", "")]),
             "SLUICE_POLL_INTERVAL_SECONDS": "0.05",
+            "SLUICE_AUDIT_SAMPLE_RATE": "0",
             **extra,
         }
     )

@@ -7,6 +7,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = [
+    "AuditEstimateOut",
     "AuditReportOut",
     "ClaimIn",
     "DecisionIn",
@@ -15,6 +16,7 @@ __all__ = [
     "LineItem",
     "ModelOut",
     "OutboxRecordOut",
+    "StratumOut",
     "SubmitResponse",
     "SummaryOut",
     "TaskContext",
@@ -79,6 +81,9 @@ class TaskOut(BaseModel):
     claimed_by: str | None = None
     claimed_at: str | None = None
     lease_until: str | None = None
+    stratum: str | None = Field(
+        default=None, description="Audit tasks: the stratum (intent) it was sampled from."
+    )
 
 
 class TaskContext(BaseModel):
@@ -166,6 +171,26 @@ class SummaryOut(BaseModel):
     )
     review_backlog: int
     oldest_open_task_age_seconds: float | None = None
+
+
+class StratumOut(BaseModel):
+    """Audited precision of one intent (or overall), with a 95% interval."""
+
+    stratum: str
+    auto_handled: int
+    audited: int
+    correct: int
+    precision: float | None = None
+    low: float | None = None
+    high: float | None = None
+
+
+class AuditEstimateOut(BaseModel):
+    """What the sampling audits say about the precision of automated decisions."""
+
+    pipeline: str
+    overall: StratumOut
+    strata: list[StratumOut]
 
 
 class WhoAmI(BaseModel):

@@ -13,13 +13,17 @@ from sluice.cli._common import (
     console,
     emit_json,
     handle_errors,
+    local_principal,
     progress_bar,
     runtime,
 )
 
 __all__ = ["app"]
 
-app = typer.Typer(help="Versioned models: train and list.", no_args_is_help=True)
+app = typer.Typer(
+    help="Versioned models: train, retrain from reviewers' corrections, list.",
+    no_args_is_help=True,
+)
 
 
 @app.command("train")
@@ -102,3 +106,82 @@ def list_models(
             f"{r.created_at:%Y-%m-%d %H:%M}",
         )
     console.print(table)
+
+
+@app.command("retrain")
+@handle_errors
+def retrain(
+    name: Annotated[str, typer.Argument(help="The model (task) to retrain.")] = "support-intent",
+    data: Annotated[
+        Path | None,
+        typer.Option(help="Original training CSV text,category (default: the shipped sample)."),
+    ] = None,
+    holdout: Annotated[
+        Path | None,
+        typer.Option(
+            help="Held-out CSV to evaluate both versions on (default: the sample's test set)."
+        ),
+    ] = None,
+    as_json: bool = JsonOption,
+) -> None:
+    """Train a candidate on the training data plus every reviewer's labelled decision.
+
+    Both the candidate and the production version are evaluated on the held-out set;
+    the candidate is registered with that evaluation and is never promoted by this
+    command. Corrections whose text is in the held-out set are left out of training.
+    """
+    from sluice.execution import get_item
+    from sluice.models import Correction, read_labelled_csv, retrain_with_corrections
+    from sluice.pipelines.support_triage import MODEL_NAME, message_text, sample_path
+    from sluice.review import labelled_decisions
+
+    if name != MODEL_NAME:
+        from sluice.errors import ConfigError
+
+        raise ConfigError(
+            f"no pipeline feeds corrections to {name!r}",
+            hint=f"retraining from corrections is wired for {MODEL_NAME!r} (support-triage)",
+        )
+    with runtime() as rt:
+        corrections = [
+            Correction(
+                message_text(get_item(rt.store, d["item_id"])["event"]["data"]), d["label"], d
+            )
+            for d in labelled_decisions(rt.store, "support-triage")
+        ]
+        result = retrain_with_corrections(
+            rt.settings,
+            rt.models,
+            name,
+            read_labelled_csv(data or sample_path("train.csv")),
+            corrections,
+            read_labelled_csv(holdout or sample_path("test.csv")),
+            created_by=local_principal().actor,
+        )
+    if as_json:
+        emit_json(result.to_dict())
+        return
+    table = Table("held-out figure", "production", "candidate")
+    prod, cand = result.production_evaluation or {}, result.candidate_evaluation
+    for key, label in (
+        ("accuracy", "accuracy"),
+        ("macro_f1", "macro-F1"),
+        ("automation", "automation at the gate"),
+        ("auto_precision", "precision of auto-handled"),
+    ):
+        table.add_row(label, _fmt(prod.get(key)), _fmt(cand.get(key)))
+    console.print(
+        f"candidate {result.candidate.name}@{result.candidate.version} "
+        f"({result.candidate.stage}) from {result.corrections_used} correction(s)"
+        + (
+            f", {result.corrections_left_out} left out (in the held-out set)"
+            if result.corrections_left_out
+            else ""
+        )
+    )
+    console.print(table)
+    console.print("It is not promoted: compare, replay (`sluice replay --model`), then decide.")
+
+
+def _fmt(value: object) -> str:
+    return f"{value:.3f}" if isinstance(value, float) else "-"

@@ -9,9 +9,9 @@ and the item state it belongs to change together or not at all.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 from sqlalchemy import Connection
 
@@ -53,6 +53,23 @@ class ReviewDesk(Protocol):
 
     def expire(self, conn: Connection, task_id: str) -> None:
         """Mark an escalated task as expired (it still accepts a decision)."""
+        ...
+
+    def sample_audits(
+        self,
+        conn: Connection,
+        settled: Sequence[tuple[ItemView, Mapping[str, Any]]],
+        *,
+        rate: float,
+        stratum: str,
+        queue: str,
+        due_at: datetime,
+    ) -> list[str]:
+        """Sample auto-handled items (with their proposals) into audit tasks.
+
+        Returns:
+            The ids of the audit tasks opened.
+        """
         ...
 
 

@@ -90,11 +90,18 @@ class ReviewSpec:
         escalation_s: Seconds an escalated task may wait before it is marked expired
             (None: the settings default). An expired task still accepts a decision.
         escalation_queue: Queue that receives escalated tasks.
+        audit_rate: Share of auto-handled items sampled for a quality audit (None: the
+            settings default, ``SLUICE_AUDIT_SAMPLE_RATE``; 0: never).
+        audit_queue: Queue of the audit tasks.
+        audit_stratum: Key of the proposal whose value the sample is stratified by.
     """
 
     sla_s: float | None = None
     escalation_s: float | None = None
     escalation_queue: str = "escalations"
+    audit_rate: float | None = None
+    audit_queue: str = "audit"
+    audit_stratum: str = "label"
 
 
 @dataclass

@@ -313,7 +313,35 @@ def settle_batch(store: Store, ctx: StepContext[Any], batch_id: str, *, executor
         return 0
     with store.begin() as conn:
         written = _write(store, conn, settlements, "running", executor_id=executor_id)
+        _sample_audits(conn, ctx, [s for s in written if s.decided_by == "auto"])
     return sum(s.decided_by == "auto" for s in written)
+
+
+def _gate_proposal(settlement: _Settlement) -> dict[str, Any]:
+    gate = next((r for r in settlement.records if r.step == "gate"), None)
+    output = dict(gate.output or {}) if gate else {}
+    return dict(output.get("proposal") or {})
+
+
+def _sample_audits(conn: Connection, ctx: StepContext[Any], auto: Sequence[_Settlement]) -> None:
+    """Hand a sample of the auto-handled items to the review desk for a blind audit."""
+    review = ctx.pipeline.review
+    rate = ctx.settings.audit_sample_rate if review.audit_rate is None else review.audit_rate
+    if rate <= 0 or not auto:
+        return
+    from datetime import timedelta
+
+    from sluice.execution.desk import get_review_desk
+
+    sla = review.sla_s or ctx.settings.review_sla_seconds
+    get_review_desk().sample_audits(
+        conn,
+        [(s.item, _gate_proposal(s)) for s in auto],
+        rate=rate,
+        stratum=review.audit_stratum,
+        queue=review.audit_queue,
+        due_at=utcnow() + timedelta(seconds=sla),
+    )
 
 
 def apply_resolution(

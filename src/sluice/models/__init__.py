@@ -7,6 +7,12 @@ tokenizers, scikit-learn) are imported only when a model is built, loaded or tra
 from sluice.models.classifier import LinearHead, Prediction, choose_threshold
 from sluice.models.encoder import ENCODER_NAME, Encoder, load_encoder
 from sluice.models.registry import ModelRecord, ModelRef, ModelRegistry, Stage
+from sluice.models.retraining import (
+    Correction,
+    RetrainResult,
+    evaluate_head,
+    retrain_with_corrections,
+)
 from sluice.models.training import (
     Calibration,
     LabelledData,
@@ -18,6 +24,7 @@ from sluice.models.training import (
 __all__ = [
     "ENCODER_NAME",
     "Calibration",
+    "Correction",
     "Encoder",
     "LabelledData",
     "LinearHead",
@@ -25,10 +32,13 @@ __all__ = [
     "ModelRef",
     "ModelRegistry",
     "Prediction",
+    "RetrainResult",
     "Stage",
     "choose_threshold",
+    "evaluate_head",
     "load_classifier",
     "load_encoder",
     "read_labelled_csv",
+    "retrain_with_corrections",
     "train_classifier",
 ]

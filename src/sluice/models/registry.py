@@ -124,7 +124,8 @@ class ModelRegistry:
             artifact: The serialized model.
             card: Provenance and metrics (must be JSON-serializable).
             created_by: Who registered it.
-            promote: Make it the production version (default: only if none exists yet).
+            promote: True: make it the production version; False: never (a candidate);
+                None (default): only if there is no production version yet.
         """
         digest = hashlib.sha256(artifact).hexdigest()
         with self.store.begin() as conn:
@@ -133,7 +134,8 @@ class ModelRegistry:
             ).scalars()
             next_version = str(max((int(v) for v in versions if v.isdigit()), default=0) + 1)
             has_production = self._production_row(conn, name) is not None
-            stage: Stage = "production" if (promote or not has_production) else "candidate"
+            first = promote is None and not has_production  # the first version serves at once
+            stage: Stage = "production" if (promote or first) else "candidate"
             if stage == "production":
                 conn.execute(
                     update(model_versions)

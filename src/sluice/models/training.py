@@ -16,7 +16,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -120,6 +120,8 @@ def train_classifier(
     force: bool = False,
     created_by: str = "local-admin",
     progress: Callable[[str, int, int], Any] | None = None,
+    card_extra: Mapping[str, Any] | None = None,
+    evaluate: Callable[[LinearHead, Calibration], Mapping[str, Any]] | None = None,
 ) -> ModelRecord:
     """Train, calibrate and register a classifier; reuse an identical earlier version.
 
@@ -139,6 +141,10 @@ def train_classifier(
         force: Train even if an identical version exists.
         created_by: Recorded as the version's author.
         progress: Called as ``progress(phase, done, total)``.
+        card_extra: More provenance for the model card (e.g. the corrections used).
+        evaluate: Called with the trained head before it is registered; its result is
+            recorded in the card as ``evaluation`` (so a version carries the evidence it
+            was registered with).
     """
     encoder = encoder or load_encoder(settings)
     params = {"c": c, "folds": folds, "seed": seed, "max_length": 128}
@@ -195,6 +201,9 @@ def train_classifier(
             "cv_automation": round(calibration.automation(threshold), 4),
         },
     }
+    card.update(card_extra or {})
+    if evaluate is not None:
+        card["evaluation"] = dict(evaluate(head, calibration))
     artifact = _pack(head, calibration)
     if progress:
         progress("fit", folds + 1, folds + 1)

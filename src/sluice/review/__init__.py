@@ -1,7 +1,9 @@
 """The review plane: tasks for humans, their decisions, and the desk the gate calls."""
 
+from sluice.review.audits import AuditEstimate, StratumPrecision, audit_precision
 from sluice.review.claims import DEFAULT_LEASE_S, claim, release
 from sluice.review.costs import ReviewerCost, reviewer_costs
+from sluice.review.feedback import labelled_decisions
 from sluice.review.tasks import (
     Decision,
     Outcome,
@@ -14,14 +16,18 @@ from sluice.review.tasks import (
 
 __all__ = [
     "DEFAULT_LEASE_S",
+    "AuditEstimate",
     "Decision",
     "Outcome",
     "ReviewTask",
     "ReviewerCost",
+    "StratumPrecision",
     "TaskDesk",
+    "audit_precision",
     "claim",
     "decide",
     "get_task",
+    "labelled_decisions",
     "list_tasks",
     "release",
     "reviewer_costs",

@@ -6,7 +6,7 @@ from sqlalchemy import Column, Float, Index, Integer, String, Table, Text, Uniqu
 
 from sluice.store import JSONType, UTCDateTime, metadata
 
-__all__ = ["decisions", "review_tasks"]
+__all__ = ["audit_strata", "decisions", "review_tasks"]
 
 review_tasks = Table(
     "review_tasks",
@@ -29,6 +29,8 @@ review_tasks = Table(
     Column("claimed_at", UTCDateTime()),
     Column("lease_until", UTCDateTime()),
     Column("decided_at", UTCDateTime()),
+    # Audit tasks: the stratum (e.g. the intent) the item was sampled from.
+    Column("stratum", String(200)),
     UniqueConstraint("item_id", "kind"),
     Index("ix_review_tasks_queue", "state", "queue", "priority", "created_at"),
 )
@@ -50,4 +52,15 @@ decisions = Table(
     Column("active_seconds", Float),
     Column("applied_at", UTCDateTime()),
     Index("ix_decisions_item", "item_id"),
+)
+
+#: How many auto-handled items of each stratum (pipeline + intent) sampling has seen, and
+#: how many it sampled: a systematic sample needs the count to pick every k-th.
+audit_strata = Table(
+    "audit_strata",
+    metadata,
+    Column("pipeline", String(100), primary_key=True),
+    Column("stratum", String(200), primary_key=True),
+    Column("seen", Integer, nullable=False),
+    Column("sampled", Integer, nullable=False),
 )

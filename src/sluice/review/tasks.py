@@ -55,6 +55,19 @@ class ReviewTask:
     claimed_by: str | None = None
     claimed_at: datetime | None = None
     lease_until: datetime | None = None
+    stratum: str | None = None
+
+    @property
+    def blind(self) -> bool:
+        """An undecided audit task: the model's answer must not be shown yet."""
+        return self.kind == "audit" and self.state != "decided"
+
+    def public_dict(self) -> dict[str, Any]:
+        """:meth:`to_dict`, with the proposal withheld while the task is graded blind."""
+        out = self.to_dict()
+        if self.blind:
+            out["proposal"] = {"labels": list(self.proposal.get("labels") or [])}
+        return out
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
@@ -109,6 +122,7 @@ def _task(row: Any) -> ReviewTask:
         claimed_by=row.claimed_by,
         claimed_at=row.claimed_at,
         lease_until=row.lease_until,
+        stratum=row.stratum,
     )
 
 
@@ -378,6 +392,21 @@ class TaskDesk:
             )
         )
         append(conn, [AuditEvent("worker", "review.escalated", task_id, {"queue": queue})])
+
+    def sample_audits(
+        self,
+        conn: Connection,
+        settled: Sequence[tuple[ItemView, Mapping[str, Any]]],
+        *,
+        rate: float,
+        stratum: str,
+        queue: str,
+        due_at: datetime,
+    ) -> list[str]:
+        """Sample auto-handled items into blind audit tasks (see :mod:`.audits`)."""
+        from sluice.review.audits import sample_audits
+
+        return sample_audits(conn, settled, rate=rate, stratum=stratum, queue=queue, due_at=due_at)
 
     def expire(self, conn: Connection, task_id: str) -> None:
         """Mark an escalated task as expired (a decision is still accepted)."""

@@ -23,7 +23,7 @@ from sluice.errors import AuthenticationError, DecisionConflictError, SluiceErro
 from sluice.execution import PRIORITIES, get_item, item_lineage, work_summary
 from sluice.governance import Principal, allowed, authenticate, authorize
 from sluice.governance.pii_masking import mask_text
-from sluice.review import claim, decide, list_tasks, reviewer_costs
+from sluice.review import audit_precision, claim, decide, list_tasks, reviewer_costs
 from sluice.runtime import Runtime
 from sluice.store import utcnow
 
@@ -296,6 +296,7 @@ def dashboard(request: Request, rt: Runtime = Depends(get_runtime)) -> Response:
     summary["review_backlog"] = len(open_tasks)
     summary["oldest_age"] = _age(oldest) if oldest else None
     rate = rt.settings.reviewer_hourly_rate
+    estimates = [audit_precision(rt.store, p.name) for p in rt.pipelines()]
     return _page(
         request,
         "dashboard.html",
@@ -305,4 +306,5 @@ def dashboard(request: Request, rt: Runtime = Depends(get_runtime)) -> Response:
         costs=reviewer_costs(rt.store, hourly_rate=rate),
         rate=rate,
         model_cost=summary["model_cost"],
+        audits=[e for e in estimates if e.overall.auto_handled],
     )

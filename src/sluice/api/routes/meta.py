@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Query
 from sqlalchemy import text
 
 from sluice.api.auth import current_principal, get_runtime, require
 from sluice.api.problems import Problem
-from sluice.api.schemas import AuditReportOut, ModelOut, SummaryOut, WhoAmI
+from sluice.api.schemas import AuditEstimateOut, AuditReportOut, ModelOut, SummaryOut, WhoAmI
 from sluice.execution import work_summary
 from sluice.governance import Principal, checkpoint, load_public_key, load_signing_key, verify
 from sluice.runtime import Runtime
@@ -89,3 +89,21 @@ def summary(
         "review_backlog": len(open_tasks),
         "oldest_open_task_age_seconds": (utcnow() - oldest).total_seconds() if oldest else None,
     }
+
+
+@router.get(
+    "/v1/metrics/audits",
+    tags=["metrics"],
+    response_model=AuditEstimateOut,
+    responses={404: Problem},
+    summary="Audited precision of automation",
+)
+def audits(
+    pipeline: str = Query(max_length=100, description="The pipeline whose audits to read."),
+    _principal: Principal = Depends(require("audit:read")),
+    rt: Runtime = Depends(get_runtime),
+) -> dict[str, Any]:
+    """Precision of auto-handled items per intent and overall, from the blind audits."""
+    from sluice.review import audit_precision
+
+    return audit_precision(rt.store, pipeline).to_dict()

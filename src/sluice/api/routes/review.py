@@ -64,7 +64,8 @@ def tasks(
     """Tasks by priority, oldest first; a reviewer sees their queues only."""
     chosen = None if state == "all" else state
     return [
-        t.to_dict() for t in visible_tasks(rt, principal, state=chosen, queue=queue, limit=limit)
+        t.public_dict()
+        for t in visible_tasks(rt, principal, state=chosen, queue=queue, limit=limit)
     ]
 
 
@@ -82,7 +83,7 @@ def task(
     """The task and the message it is about: the minimal context of a decision."""
     found = task_in_scope(rt, principal, task_id, "review:read")
     item = get_item(rt.store, found.item_id)
-    return {"task": found.to_dict(), "message": dict(item["event"]["data"] or {})}
+    return {"task": found.public_dict(), "message": dict(item["event"]["data"] or {})}
 
 
 @router.post(
@@ -101,7 +102,7 @@ def claim_task(
     task_in_scope(rt, principal, task_id, "review:decide")
     return claim(
         rt.store, task_id, reviewer=principal.display_name, lease_s=body.lease_seconds
-    ).to_dict()
+    ).public_dict()
 
 
 @router.post(
@@ -117,7 +118,7 @@ def release_task(
 ) -> dict[str, Any]:
     """Release a claim you hold."""
     task_in_scope(rt, principal, task_id, "review:decide")
-    return release(rt.store, task_id, reviewer=principal.display_name).to_dict()
+    return release(rt.store, task_id, reviewer=principal.display_name).public_dict()
 
 
 @router.post(

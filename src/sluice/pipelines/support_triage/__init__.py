@@ -4,8 +4,16 @@ from sluice.pipelines.support_triage.pipeline import (
     MODEL_NAME,
     SupportMessage,
     TriageResources,
+    message_text,
     sample_path,
     triage,
 )
 
-__all__ = ["MODEL_NAME", "SupportMessage", "TriageResources", "sample_path", "triage"]
+__all__ = [
+    "MODEL_NAME",
+    "SupportMessage",
+    "TriageResources",
+    "message_text",
+    "sample_path",
+    "triage",
+]

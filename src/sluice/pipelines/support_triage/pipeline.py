@@ -15,7 +15,7 @@ Events carry the message in ``data.text`` (required) and optionally ``data.subje
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from importlib import resources as package_files
 from pathlib import Path
@@ -49,7 +49,14 @@ from sluice.models import (
 from sluice.pipelines.support_triage.priority import Prioritizer
 from sluice.store import Store
 
-__all__ = ["MODEL_NAME", "SupportMessage", "TriageResources", "sample_path", "triage"]
+__all__ = [
+    "MODEL_NAME",
+    "SupportMessage",
+    "TriageResources",
+    "message_text",
+    "sample_path",
+    "triage",
+]
 
 MODEL_NAME = "support-intent"
 
@@ -118,9 +125,14 @@ def load(settings: Settings, store: Store) -> TriageResources:
     )
 
 
+def message_text(data: Mapping[str, Any]) -> str:
+    """What the classifier reads of an event's data: the subject line and the message."""
+    subject = data.get("subject")
+    return f"{subject}\n{data['text']}" if subject else str(data["text"])
+
+
 def _message(item: ItemView) -> str:
-    subject = item.data.get("subject")
-    return f"{subject}\n{item.data['text']}" if subject else str(item.data["text"])
+    return message_text(item.data)
 
 
 @triage.step(retry=RetryPolicy(max_attempts=3, initial_backoff_s=0.2), timeout_s=120)
@@ -178,10 +190,10 @@ def confidence_gate(ctx: StepContext[TriageResources], item: ItemView) -> Verdic
         "target_precision": ctx.settings.target_precision,
         "priority": routing["priority"],
         "queue": routing["queue"],
+        "labels": ctx.resources.head.labels,  # what a reviewer or auditor may pick from
     }
     if predicted["confidence"] >= threshold:
         return Auto(proposal)
-    proposal["labels"] = ctx.resources.head.labels  # what the reviewer may pick from
     return Review(
         reason=(
             f"confidence {predicted['confidence']:.2f} is below the threshold {threshold:.2f} "
