@@ -76,6 +76,13 @@ def database_url(backend: str, tmp_path: Path) -> Iterator[str | None]:
 
 
 @pytest.fixture
+def postgres_settings(tmp_path: Path, model_cache: Path) -> Iterator[Settings]:
+    """Settings for a fresh PostgreSQL database, for tests of PostgreSQL-only behaviour."""
+    for url in _postgres_database():
+        yield make_settings(tmp_path / "home", url, model_cache)
+
+
+@pytest.fixture
 def settings(tmp_path: Path, database_url: str | None, model_cache: Path) -> Settings:
     """Settings for a fresh store on the test's backend."""
     return make_settings(tmp_path / "home", database_url, model_cache)

@@ -137,6 +137,7 @@ PUBLIC = {
         "metadata",
         "new_id",
         "open_store",
+        "redact_url",
         "utcnow",
     },
 }

@@ -267,3 +267,25 @@ def test_an_altered_lineage_row_is_reported_as_not_intact(runtime: Any) -> None:
     lineage = item_lineage(runtime.store, item_id)
     assert not lineage["intact"]
     assert [s["intact"] for s in lineage["steps"]] == [False, True, True]
+
+
+def test_a_worker_start_is_audited_and_a_changed_setting_is_named(
+    tmp_path: Any, database_url: str | None, model_cache: Any
+) -> None:
+    from helpers import make_settings
+
+    from sluice.governance import iter_entries
+    from sluice.runtime import Runtime
+
+    home = tmp_path / "h"
+    url = database_url or None
+    with Runtime(make_settings(home, url, model_cache)) as rt:
+        rt.worker(["toy-echo"]).run(drain=True)
+    with Runtime(make_settings(home, url, model_cache, batch_size=8)) as rt:
+        rt.worker(["toy-echo"]).run(drain=True)
+        with rt.store.read() as conn:
+            starts = [e for e in iter_entries(conn) if e.target == "test-worker"]
+    assert [e.action for e in starts] == ["worker.started", "config.changed"]
+    assert starts[1].details_dict()["changed"] == ["batch_size"]
+    if url:
+        assert "postgres@" in starts[0].details_dict()["config"]["database_url"]

@@ -58,10 +58,8 @@ def test_the_database_refuses_to_change_or_delete_entries(store, statement: str)
 
 
 @pytest.mark.postgres
-def test_postgres_refuses_truncate(settings: Settings) -> None:
-    if settings.database_url is None:
-        pytest.skip("PostgreSQL only")
-    store = open_store(settings)
+def test_postgres_refuses_truncate(postgres_settings: Settings) -> None:
+    store = open_store(postgres_settings)
     try:
         _append(store, 2)
         with pytest.raises(DBAPIError, match="append-only"), store.begin() as conn:

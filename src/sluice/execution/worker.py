@@ -28,12 +28,23 @@ from sluice.execution import batches as batch_store
 from sluice.execution.engine import Engine
 from sluice.execution.pipeline import Pipeline
 from sluice.execution.tables import work_items
-from sluice.governance import checkpoint, load_signing_key
-from sluice.store import Store
+from sluice.governance import AuditEvent, append, checkpoint, entries_for, load_signing_key
+from sluice.store import Store, redact_url
 
 __all__ = ["Worker", "WorkerStats", "queue_counts"]
 
 log = logging.getLogger("sluice.execution")
+
+_START_ACTIONS = ("worker.started", "config.changed")
+
+
+def _public_config(settings: Settings) -> dict[str, Any]:
+    """The settings as JSON, with the password of a database URL hidden."""
+    values = settings.model_dump(mode="json")
+    if values.get("database_url"):
+        values["database_url"] = redact_url(values["database_url"])
+    return values
+
 
 #: How often the loop looks for batches whose run ended without settling them.
 _HEALTH_CHECK_EVERY_S = 30.0
@@ -114,6 +125,7 @@ class Worker:
         # 570 items/s with two BLAS threads, 990 with one).
         blas = threadpool_limits(1, user_api="blas")
         signing_key = load_signing_key(self.settings.audit_key)
+        self._audit_start()
         self.engine.launch(self.pipelines, worker_concurrency=self.concurrency)
         last_seal = time.monotonic()
         try:
@@ -164,6 +176,34 @@ class Worker:
             self.stats.batches += 1
             self.stats.items += batch.size
         return formed
+
+    def _audit_start(self) -> None:
+        """Audit the worker's start with its effective settings (secrets redacted).
+
+        When they differ from the last start of the same executor id, the entry is a
+        ``config.changed`` one and says which settings changed.
+        """
+        config = _public_config(self.settings)
+        executor = self.settings.executor_id
+        with self.store.begin() as conn:
+            previous = [e for e in entries_for(conn, [executor]) if e.action in _START_ACTIONS]
+            before = previous[-1].details_dict().get("config", {}) if previous else None
+            changed = sorted(k for k in config if before is not None and before.get(k) != config[k])
+            append(
+                conn,
+                [
+                    AuditEvent(
+                        f"worker:{executor}",
+                        "config.changed" if changed else "worker.started",
+                        executor,
+                        {
+                            "config": config,
+                            "changed": changed,
+                            "pipelines": [p.name for p in self.pipelines],
+                        },
+                    )
+                ],
+            )
 
     def _seal(self, key: Any) -> None:
         """Checkpoint the audit chain; a failure is logged, never fatal to the worker."""

@@ -11,8 +11,17 @@ Example:
     ...     conn.execute(...)
 """
 
-from sluice.store._engine import Store, open_store
+from sluice.store._engine import Store, open_store, redact_url
 from sluice.store._types import JSONType, UTCDateTime, new_id, utcnow
 from sluice.store.base import metadata
 
-__all__ = ["JSONType", "Store", "UTCDateTime", "metadata", "new_id", "open_store", "utcnow"]
+__all__ = [
+    "JSONType",
+    "Store",
+    "UTCDateTime",
+    "metadata",
+    "new_id",
+    "open_store",
+    "redact_url",
+    "utcnow",
+]

@@ -13,7 +13,7 @@ from sqlalchemy.exc import OperationalError
 from sluice.config import Settings
 from sluice.errors import StoreError
 
-__all__ = ["Store", "open_store", "sqlalchemy_url"]
+__all__ = ["Store", "open_store", "redact_url", "sqlalchemy_url"]
 
 # Why these pragmas: in rollback-journal mode every commit costs ~20 ms of fsyncs on this
 # kind of machine; WAL with synchronous=NORMAL is durable against process crashes (the
@@ -134,13 +134,13 @@ def open_store(settings: Settings, *, migrate: bool = True) -> Store:
     except OperationalError as exc:
         engine.dispose()
         raise StoreError(
-            f"cannot open the store at {_redact(settings.resolved_database_url())}: {exc.orig}",
+            f"cannot open the store at {redact_url(settings.resolved_database_url())}: {exc.orig}",
             hint="check SLUICE_DATABASE_URL and that the database server is running",
         ) from exc
     return store
 
 
-def _redact(url: str) -> str:
+def redact_url(url: str) -> str:
     """Hide a password in a URL before it reaches a message or a log."""
     if "@" in url and "://" in url:
         scheme, rest = url.split("://", 1)
