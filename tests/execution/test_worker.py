@@ -273,7 +273,6 @@ def test_a_worker_start_is_audited_and_a_changed_setting_is_named(
     tmp_path: Any, database_url: str | None, model_cache: Any
 ) -> None:
     from helpers import make_settings
-
     from sluice.governance import iter_entries
     from sluice.runtime import Runtime
 
