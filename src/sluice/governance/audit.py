@@ -3,7 +3,10 @@ r"""The audit log: append-only, hash-chained, sealed by signed checkpoints.
 Every entry has a position ``seq`` (1, 2, 3 ... without gaps) and stores the hash of the
 entry before it (``prev_hash``; 64 zeros for the first) and its own ``hash``::
 
-    hash = sha256(prev_hash + "\n" + canonical_json({seq, at, actor, action, target, details}))
+    hash = sha256(len:prev_hash len:seq len:at len:actor len:action len:target len:details)
+
+(each field written as its length in characters, a colon, and its text; ``details`` is
+the canonical JSON of the details.)
 
 So changing any field of an entry breaks its own hash, and removing, inserting or
 moving an entry breaks the link of the entry after it. The database refuses UPDATE and
@@ -144,18 +147,14 @@ class AuditEntry:
 def entry_hash(
     seq: int, at: datetime, actor: str, action: str, target: str, details: str, prev_hash: str
 ) -> str:
-    """The hash an entry with these fields must have (module docs)."""
-    body = canonical_json(
-        {
-            "seq": seq,
-            "at": at.isoformat(),
-            "actor": actor,
-            "action": action,
-            "target": target,
-            "details": details,
-        }
-    )
-    return hashlib.sha256(f"{prev_hash}\n{body}".encode()).hexdigest()
+    """The hash an entry with these fields must have (module docs).
+
+    Fields are length-prefixed (``<length>:<text>``), so no choice of text can make two
+    different entries encode the same: unambiguous without escaping, and cheap.
+    """
+    fields = (prev_hash, str(seq), at.isoformat(), actor, action, target, details)
+    body = "".join(f"{len(value)}:{value}" for value in fields)
+    return hashlib.sha256(body.encode()).hexdigest()
 
 
 def lock_chain(conn: Connection) -> None:
