@@ -82,6 +82,7 @@ PUBLIC = {
         "AuditEstimate",
         "StratumPrecision",
         "audit_precision",
+        "backlog",
         "ReviewerCost",
         "claim",
         "release",

@@ -22,6 +22,7 @@ SluiceError
 │   └── TrainingError                  training data unusable
 ├── ReviewError                      human review
 │   ├── TaskStateError                 the task is not in a state that allows this (409)
+│   ├── InvalidDecisionError           the decision itself is not valid (422)
 │   └── DecisionConflictError          the task was already decided (409)
 └── GovernanceError                  audit log, access control
     ├── AuditError                     the audit chain or its keys cannot be used
@@ -46,6 +47,7 @@ __all__ = [
     "ExecutionError",
     "GovernanceError",
     "IntakeError",
+    "InvalidDecisionError",
     "ModelError",
     "ModelIntegrityError",
     "ModelNotFoundError",
@@ -232,6 +234,13 @@ class TaskStateError(ReviewError):
 
     code = "task_state"
     status = 409
+
+
+class InvalidDecisionError(ReviewError):
+    """The decision is not valid for this task: a missing or unknown label, a wrong outcome."""
+
+    code = "invalid_decision"
+    status = 422
 
 
 class DecisionConflictError(ReviewError):

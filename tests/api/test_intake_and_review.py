@@ -225,3 +225,56 @@ def test_audit_tasks_are_blind_over_the_api_until_graded(
             "/v1/metrics/audits", params={"pipeline": "toy-echo"}, headers=bearer(auditor)
         ).json()
         assert estimate["overall"]["audited"] == 1 and estimate["overall"]["precision"] == 1.0
+
+
+def test_personal_data_is_masked_over_the_api_without_clearance(
+    runtime: Any, client: Any, token_for: Any
+) -> None:
+    text = "please review: mail jo@example.com, call +44 20 7946 0958"
+    posted = client(token_for("service")).post(
+        "/v1/events", params={"pipeline": "toy-echo"}, json=[event(1, text)]
+    )
+    item_id = posted.json()["items"][0]["item_id"]
+    runtime.worker(["toy-echo"]).run(drain=True)
+    plain, cleared = client(token_for("admin")), client(token_for("admin", pii_clearance=True))
+    task_id = plain.get("/v1/review/tasks").json()[0]["id"]
+    # The message as it reaches a person: the task's context, the item, its lineage.
+    views = {
+        f"/v1/review/tasks/{task_id}": lambda body: body["message"],
+        f"/v1/items/{item_id}": lambda body: body["event"]["data"],
+        f"/v1/items/{item_id}/lineage": lambda body: body["event"]["data"],
+    }
+    for path, message in views.items():
+        assert (
+            message(plain.get(path).json())["text"] == "please review: mail <EMAIL>, call <PHONE>"
+        )
+        assert message(cleared.get(path).json())["text"] == text, path
+
+
+def test_the_api_ignores_the_review_apps_session_cookie(client: Any, token_for: Any) -> None:
+    http = client()
+    http.cookies.set("sluice_token", token_for("admin"))
+    assert http.get("/v1/whoami").status_code == 401
+
+
+def test_a_blind_audit_cannot_be_approved_unseen(
+    tmp_path: Any, database_url: str | None, model_cache: Any
+) -> None:
+    from helpers import make_settings
+    from sluice.errors import InvalidDecisionError
+    from sluice.execution import get_pipeline as pipeline_named
+    from sluice.execution import parse_jsonl, submit_lines
+    from sluice.review import decide as record
+    from sluice.review import list_tasks
+    from sluice.runtime import Runtime
+
+    settings = make_settings(tmp_path / "h", database_url, model_cache, audit_sample_rate=1.0)
+    with Runtime(settings) as rt:
+        lines = [json.dumps(event(1, "hi"))]
+        submit_lines(
+            rt.store, pipeline_named("toy-echo"), parse_jsonl(lines, max_bytes=10_000), origin="t"
+        )
+        rt.worker(["toy-echo"]).run(drain=True)
+        (task,) = list_tasks(rt.store, queue="audit")
+        with pytest.raises(InvalidDecisionError, match="blind audit"):
+            record(rt.store, task.id, reviewer="ana", outcome="approve")

@@ -103,12 +103,19 @@ def test_an_untouched_chain_verifies_and_is_sealed_to_its_last_checkpoint() -> N
     assert report.sealed_through == len(chain) - 1 and report.unsealed == 1
 
 
-def test_without_the_public_key_checkpoints_are_reported_unverified() -> None:
+def test_a_checkpoint_signed_by_an_unknown_key_fails_unless_allowed() -> None:
     chain = build_chain([("a", "item.created", "x", {})] * 5)
-    report = verify_entries(chain)
-    assert report.ok and report.checkpoints == 0 and report.unverified_checkpoints == 1
-    assert report.unknown_keys == [key_id(KEY.public_key())]
-    assert report.unsealed == len(chain)
+    report = verify_entries(chain)  # no public key given
+    assert not report.ok and report.first_break is not None
+    assert report.first_break.kind == "unverified"
+    assert report.unverified_checkpoints == 1 and report.unknown_keys == [key_id(KEY.public_key())]
+    allowed = verify_entries(chain, allow_unknown_keys=True)
+    assert allowed.ok and allowed.checkpoints == 0 and allowed.unsealed == len(chain)
+    # A rewritten chain re-signed with the forger's own key is exactly this case.
+    assert (
+        verify_entries(chain, [Ed25519PrivateKey.generate().public_key()]).first_break.kind
+        == "unverified"
+    )
 
 
 @settings(max_examples=150, deadline=None)

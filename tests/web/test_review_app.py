@@ -125,3 +125,26 @@ def test_a_bad_token_is_refused_and_a_reviewer_cannot_open_the_dashboard(
     reviewer = signed_in("dee")
     response = reviewer.goto("/dashboard")
     assert response is not None and response.status == 403
+
+
+def test_cross_site_form_posts_and_other_pipelines_items_are_refused(
+    runtime: Any, live: Any, signed_in: Any
+) -> None:
+    import httpx
+
+    item_id = _submit_toy(runtime, "please review from elsewhere")
+    (task,) = list_tasks(runtime.store)
+    page = signed_in("eve", role="admin")
+    cookies = {c["name"]: c["value"] for c in page.context.cookies()}
+    forged = httpx.post(
+        f"{live.url}/review/{task.id}/decide",
+        data={"outcome": "approve"},
+        cookies=cookies,
+        headers={"Origin": "http://attacker.example"},
+    )
+    assert forged.status_code == 403
+    with runtime.store.read() as conn:
+        assert conn.execute(select(func.count()).select_from(decisions)).scalar_one() == 0
+    scoped = signed_in("sam", role="auditor", pipelines=["toy-steps"])
+    response = scoped.goto(f"/items/{item_id}")
+    assert response is not None and response.status == 404

@@ -1,13 +1,16 @@
 """Who is calling: bearer tokens, and the permission check every route declares.
 
 A route declares what it needs with ``Depends(require("items:read"))``; the dependency
-authenticates the token (``Authorization: Bearer slc_...``, or the review app's session
-cookie) and calls :func:`sluice.governance.authorize`, which audits a refusal.
+authenticates the token (``Authorization: Bearer slc_...``) and calls
+:func:`sluice.governance.authorize`, which audits a refusal. The API never accepts the
+review app's session cookie: a cookie is sent by the browser on its own, which would
+let another page make requests in the reviewer's name (CSRF).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from fastapi import Depends, Request
 
@@ -15,7 +18,7 @@ from sluice.errors import AuthenticationError
 from sluice.governance import Permission, Principal, authenticate, authorize
 from sluice.runtime import Runtime
 
-__all__ = ["SESSION_COOKIE", "current_principal", "get_runtime", "require"]
+__all__ = ["SESSION_COOKIE", "current_principal", "get_runtime", "require", "shown_data"]
 
 #: The review app keeps the reviewer's token in this cookie (HttpOnly, SameSite=Strict).
 SESSION_COOKIE = "sluice_token"
@@ -32,9 +35,6 @@ def _token(request: Request) -> str:
     scheme, _, value = header.partition(" ")
     if scheme.lower() == "bearer" and value.strip():
         return value.strip()
-    cookie = request.cookies.get(SESSION_COOKIE)
-    if cookie:
-        return cookie
     raise AuthenticationError(
         "no token", hint="send `Authorization: Bearer <token>` (create one: `sluice tokens create`)"
     )
@@ -62,3 +62,12 @@ def require(permission: Permission) -> Callable[..., Principal]:
 
     check.__name__ = f"require_{permission.replace(':', '_')}"
     return check
+
+
+def shown_data(principal: Principal, data: Any) -> Any:
+    """Event data as ``principal`` may see it: personal data masked without clearance."""
+    if principal.pii_clearance:
+        return data
+    from sluice.governance.pii_masking import mask_value
+
+    return mask_value(data)

@@ -83,12 +83,20 @@ def verify(
         ),
     ] = None,
     public_key: PublicKeys = None,
+    allow_unknown_keys: Annotated[
+        bool,
+        typer.Option(
+            help="Pass even if a checkpoint is signed by a key not given (not recommended: "
+            "a rewritten, re-signed chain looks exactly like that)."
+        ),
+    ] = False,
     as_json: bool = JsonOption,
 ) -> None:
     """Check every entry's hash, every link and every checkpoint signature.
 
     Exit code 0 when the chain is intact, 1 when it is not (the first break is named:
-    modified, deleted, inserted, reordered or rewritten).
+    modified, deleted, inserted, reordered, rewritten, forged, or unverified for a
+    checkpoint signed by a key you did not give).
     """
     from sluice.governance import AuditEntry, verify_entries
     from sluice.governance import verify as verify_store
@@ -101,10 +109,12 @@ def verify(
                 entries = [AuditEntry.from_json(json.loads(line)) for line in fh if line.strip()]
         except (OSError, ValueError, KeyError) as exc:
             raise AuditError(f"cannot read the export {file}: {exc}") from exc
-        report, source = verify_entries(entries, keys), str(file)
+        report = verify_entries(entries, keys, allow_unknown_keys=allow_unknown_keys)
+        source = str(file)
     else:
         with runtime() as rt:
-            report, source = verify_store(rt.store, keys), "the store"
+            report = verify_store(rt.store, keys, allow_unknown_keys=allow_unknown_keys)
+            source = "the store"
     if as_json:
         emit_json(report.to_dict())
     else:

@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 
 from sluice.cli._common import JsonOption, console, emit_json, handle_errors, runtime
-from sluice.errors import TaskStateError
+from sluice.errors import InvalidDecisionError
 
 __all__ = ["app"]
 
@@ -115,7 +115,7 @@ def decide(
         if on
     ]
     if len(chosen) != 1:
-        raise TaskStateError("give exactly one of --approve, --reject or --label LABEL")
+        raise InvalidDecisionError("give exactly one of --approve, --reject or --label LABEL")
     outcome: Outcome = "approve" if approve else "reject" if reject else "correct"
     with runtime() as rt:
         decision = record(

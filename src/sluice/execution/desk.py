@@ -47,12 +47,14 @@ class ReviewDesk(Protocol):
         """Record that the decision's action was applied."""
         ...
 
-    def escalate(self, conn: Connection, task_id: str, *, queue: str, due_at: datetime) -> None:
-        """Move an overdue task to the escalation queue with a new deadline."""
+    def escalate(
+        self, conn: Connection, task_ids: Sequence[str], *, queue: str, due_at: datetime
+    ) -> None:
+        """Move overdue tasks to the escalation queue with a new deadline."""
         ...
 
-    def expire(self, conn: Connection, task_id: str) -> None:
-        """Mark an escalated task as expired (it still accepts a decision)."""
+    def expire(self, conn: Connection, task_ids: Sequence[str]) -> None:
+        """Mark escalated tasks as expired (they still accept a decision)."""
         ...
 
     def sample_audits(

@@ -151,9 +151,11 @@ def retry_items(store: Store, item_ids: Sequence[str], *, actor: str = "cli") ->
     return list(item_ids)
 
 
-def decided_by_counts(store: Store) -> dict[str, int]:
+def decided_by_counts(store: Store, *, pipelines: Sequence[str] | None = None) -> dict[str, int]:
     """Outbox records by who decided them: ``auto``, and ``human`` for every reviewer."""
     query = select(outbox.c.decided_by, func.count()).group_by(outbox.c.decided_by)
+    if pipelines is not None:
+        query = query.where(outbox.c.pipeline.in_(list(pipelines)))
     counts: dict[str, int] = {}
     with store.read() as conn:
         for decided_by, n in conn.execute(query):
@@ -162,7 +164,7 @@ def decided_by_counts(store: Store) -> dict[str, int]:
     return counts
 
 
-def work_summary(store: Store) -> dict[str, Any]:
+def work_summary(store: Store, *, pipelines: Sequence[str] | None = None) -> dict[str, Any]:
     """Items by status, automation rate, recent throughput, model cost.
 
     The automation rate is the share of the items that reached the gate (settled or

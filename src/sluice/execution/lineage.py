@@ -82,7 +82,7 @@ def item_lineage(store: Store, item_id: str) -> dict[str, Any]:
 
     created = next((e for e in mine if e.action == "item.created"), None)
     event = {k: _iso(getattr(item, k)) for k in _EVENT_FIELDS}
-    event_ok = created is not None and details[created.seq]["event_sha256"] == digest(event)
+    event_ok = created is not None and details[created.seq].get("event_sha256") == digest(event)
     intact &= event_ok
 
     steps = []
@@ -123,16 +123,16 @@ def item_lineage(store: Store, item_id: str) -> dict[str, Any]:
     reviews = []
     for entry in mine:
         if entry.action == "review.opened":
-            reviews.append({"task_id": details[entry.seq]["task_id"], "opened": _ref(entry)})
+            reviews.append({"task_id": details[entry.seq].get("task_id"), "opened": _ref(entry)})
         elif entry.action == "review.decided":
             d = details[entry.seq]
             reviews.append(
                 {
-                    "task_id": d["task_id"],
+                    "task_id": d.get("task_id"),
                     "reviewer": entry.actor.removeprefix("reviewer:"),
-                    "outcome": d["outcome"],
-                    "label": d["label"],
-                    "reason": d["reason"],
+                    "outcome": d.get("outcome"),
+                    "label": d.get("label"),
+                    "reason": d.get("reason"),
                     "decided_at": _iso(entry.at),
                     "decided": _ref(entry),
                 }

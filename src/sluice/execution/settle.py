@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -216,9 +216,12 @@ def _write(
     expected: str,
     *,
     executor_id: str,
+    before_audit: Callable[[Connection, list[_Settlement]], None] | None = None,
 ) -> list[_Settlement]:
     """Phase 2: the rows of the settlements whose item is still ``expected``, in bulk.
 
+    ``before_audit`` writes whatever else belongs to this transaction, before the audit
+    entries take the chain's lock (it must be the last lock a transaction takes).
     Returns the settlements that were written.
     """
     live = _lock_in_state(store, conn, [s.item.id for s in settlements], expected)
@@ -270,6 +273,8 @@ def _write(
             for s in written
         ],
     )
+    if before_audit is not None:
+        before_audit(conn, written)
     # Audited last (the chain's lock is held to commit): the step runs, then the outcome
     # of every item with a digest of its outbox record.
     write_step_runs(store, conn, [r for s in written for r in s.records])
@@ -311,9 +316,14 @@ def settle_batch(store: Store, ctx: StepContext[Any], batch_id: str, *, executor
     settlements = [_plan(ctx, item, batch_id=batch_id, executor_id=executor_id) for item in items]
     if not settlements:
         return 0
-    with store.begin() as conn:
-        written = _write(store, conn, settlements, "running", executor_id=executor_id)
+
+    def sample(conn: Connection, written: list[_Settlement]) -> None:
         _sample_audits(conn, ctx, [s for s in written if s.decided_by == "auto"])
+
+    with store.begin() as conn:
+        written = _write(
+            store, conn, settlements, "running", executor_id=executor_id, before_audit=sample
+        )
     return sum(s.decided_by == "auto" for s in written)
 
 
@@ -353,8 +363,12 @@ def apply_resolution(
     *,
     executor_id: str,
     batch_id: str | None = None,
+    on_applied: Callable[[Connection], None] | None = None,
 ) -> bool:
     """Apply a reviewer's resolution to a parked item, in ``conn``'s transaction.
+
+    ``on_applied`` runs in the transaction when the action was applied (before the audit
+    entries, which must come last).
 
     Returns True when the action was applied (or the item was already settled); False
     when the action failed, in which case the item is failed with the error
@@ -374,8 +388,16 @@ def apply_resolution(
             error=exc,
             records=[*[r for r in settlement.records if r.step == "review"], failed],
         )
-    _write(store, conn, [settlement], "waiting_review", executor_id=executor_id)
-    return settlement.status != "failed"
+    applied = settlement.status != "failed"
+
+    def record(conn: Connection, written: list[_Settlement]) -> None:
+        if on_applied is not None and applied and written:
+            on_applied(conn)
+
+    _write(
+        store, conn, [settlement], "waiting_review", executor_id=executor_id, before_audit=record
+    )
+    return applied
 
 
 def fail_items(
@@ -389,10 +411,17 @@ def fail_items(
 ) -> int:
     """Fail the given items that are in ``status`` with an error; returns how many."""
     now = utcnow()
+    ids = list(
+        conn.execute(
+            select(work_items.c.id).where(
+                work_items.c.id.in_(list(item_ids)), work_items.c.status == status
+            )
+        ).scalars()
+    )
     failed = int(
         conn.execute(
             update(work_items)
-            .where(work_items.c.id.in_(list(item_ids)), work_items.c.status == status)
+            .where(work_items.c.id.in_(ids), work_items.c.status == status)
             .values(
                 status="failed",
                 error_type=error_type,
@@ -407,7 +436,7 @@ def fail_items(
             conn,
             [
                 AuditEvent(actor, "item.failed", item_id, {"error_type": error_type})
-                for item_id in item_ids
+                for item_id in ids
             ],
         )
     return failed

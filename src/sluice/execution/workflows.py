@@ -188,8 +188,7 @@ async def _escalate(task_ids: list[str], queue: str, escalation_s: float) -> flo
         engine = current_engine()
         due = utcnow() + timedelta(seconds=escalation_s)
         with engine.store.begin() as conn:
-            for task_id in task_ids:
-                get_review_desk().escalate(conn, task_id, queue=queue, due_at=due)
+            get_review_desk().escalate(conn, task_ids, queue=queue, due_at=due)
         return due.timestamp()
 
     return await asyncio.to_thread(work)
@@ -199,8 +198,7 @@ async def _escalate(task_ids: list[str], queue: str, escalation_s: float) -> flo
 async def _expire(task_ids: list[str]) -> None:
     def work() -> None:
         with current_engine().store.begin() as conn:
-            for task_id in task_ids:
-                get_review_desk().expire(conn, task_id)
+            get_review_desk().expire(conn, task_ids)
 
     await asyncio.to_thread(work)
 
@@ -220,12 +218,18 @@ def _apply_decision_sync(pipeline_name: str, item_id: str, task_id: str) -> str 
             log.warning("review task %s woken without a decision", task_id)
             return None
         views = load_views(conn, item_ids=[item_id], status="waiting_review")
-        applied = True
         if views:  # not applied yet (a re-run after a crash finds the item settled)
             applied = apply_resolution(
-                engine.store, conn, ctx, views[0], resolution, executor_id=engine.executor_id
+                engine.store,
+                conn,
+                ctx,
+                views[0],
+                resolution,
+                executor_id=engine.executor_id,
+                on_applied=lambda c: desk.mark_applied(c, task_id),
             )
-        if applied:
+        else:
+            applied = True
             desk.mark_applied(conn, task_id)
     return resolution.outcome if applied else "failed"
 

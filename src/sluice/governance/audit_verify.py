@@ -9,11 +9,16 @@ the evidence in the whole chain (this second look is only taken on failure):
 * ``inserted`` - an entry was added (later entries renumbered to make room);
 * ``reordered`` - two entries changed places;
 * ``rewritten`` - the chain is consistent but does not match what a checkpoint signed:
-  someone rebuilt it from some entry on.
+  someone rebuilt it from some entry on;
+* ``forged`` - a checkpoint whose signature does not verify;
+* ``unverified`` - a checkpoint signed by a key the verifier was not given. Someone who
+  rewrote the chain and signed it with a key of their own looks exactly like this, so
+  it fails verification unless unknown keys are explicitly allowed.
 
 What cannot be seen: entries after the last checkpoint are not sealed, so removing or
 forging entries at the very end is visible only once a checkpoint seals them, or against
-an exported copy. :class:`AuditReport` says how many entries are unsealed.
+an exported copy. :class:`AuditReport` says how many entries are unsealed. Memory stays
+constant while the chain checks out; naming a break reads the rest of the chain.
 """
 
 from __future__ import annotations
@@ -37,7 +42,9 @@ from sluice.store import Store
 
 __all__ = ["AuditReport", "ChainBreak", "verify", "verify_entries"]
 
-BreakKind = Literal["modified", "deleted", "inserted", "reordered", "rewritten", "forged"]
+BreakKind = Literal[
+    "modified", "deleted", "inserted", "reordered", "rewritten", "forged", "unverified"
+]
 
 
 @dataclass(frozen=True)
@@ -112,13 +119,17 @@ def _checkpoint_problem(
 
 
 def verify_entries(
-    entries: Iterable[AuditEntry], public_keys: Sequence[Ed25519PublicKey] = ()
+    entries: Iterable[AuditEntry],
+    public_keys: Sequence[Ed25519PublicKey] = (),
+    *,
+    allow_unknown_keys: bool = False,
 ) -> AuditReport:
     """Check ``entries`` (in chain order, as the store returns them) - module docs."""
     keys = {key_id(k): k for k in public_keys}
     report = AuditReport()
     expected_seq, prev_hash = 1, GENESIS_HASH
     seen: list[AuditEntry] = []  # the last entries, kept to classify a break (_classify)
+    first_unverified: ChainBreak | None = None
     source = iter(entries)
     for entry in source:
         seen.append(entry)
@@ -144,6 +155,13 @@ def verify_entries(
                 report.unverified_checkpoints += 1
                 if unknown not in report.unknown_keys:
                     report.unknown_keys.append(unknown)
+                if not allow_unknown_keys and first_unverified is None:
+                    first_unverified = ChainBreak(
+                        entry.seq,
+                        "unverified",
+                        f"checkpoint at seq {entry.seq} is signed by key {unknown}, which "
+                        "was not given: pass its public key (or allow unknown keys)",
+                    )
             else:
                 report.checkpoints += 1
                 report.sealed_through = entry.seq - 1
@@ -152,6 +170,8 @@ def verify_entries(
         expected_seq, prev_hash = entry.seq + 1, entry.hash
         if len(seen) > 2:  # keep memory flat on the happy path
             seen = seen[-2:]
+    if report.first_break is None:
+        report.first_break = first_unverified
     report.ok = report.first_break is None
     report.unsealed = max(0, report.head_seq - report.sealed_through)
     return report
@@ -232,7 +252,11 @@ def _classify(
     return ChainBreak(entry.seq, "modified", f"entry {entry.seq} is inconsistent")
 
 
-def verify(store: Store, public_keys: Sequence[Ed25519PublicKey] = ()) -> AuditReport:
+def verify(
+    store: Store, public_keys: Sequence[Ed25519PublicKey] = (), *, allow_unknown_keys: bool = False
+) -> AuditReport:
     """Verify the store's whole audit chain in one consistent read (module docs)."""
     with store.read() as conn:
-        return verify_entries(iter_entries(conn), public_keys)
+        return verify_entries(
+            iter_entries(conn), public_keys, allow_unknown_keys=allow_unknown_keys
+        )

@@ -13,10 +13,14 @@ reversible pseudonymization. What is masked is replaced by its type, e.g. ``<EMA
 from __future__ import annotations
 
 import re
+from typing import Any
 
-__all__ = ["mask_text"]
+__all__ = ["MAX_MASKED_CHARS", "mask_text", "mask_value"]
 
-_EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
+# Bounded and anchored on what precedes it, so a long run without "@" stays linear.
+_EMAIL = re.compile(r"(?<![\w.+-])[\w.+-]{1,64}@[\w-]{1,63}(?:\.[\w-]{1,63}){1,8}")
+#: Longest text masked; beyond it the text is cut (a reviewer never needs more).
+MAX_MASKED_CHARS = 50_000
 _IBAN = re.compile(r"\b[A-Z]{2}\d{2}(?:[ ]?[A-Z0-9]{4}){2,7}(?:[ ]?[A-Z0-9]{1,4})?\b")
 _CARD = re.compile(r"\b(?:\d[ -]?){12,18}\d\b")
 _IPV4 = re.compile(r"\b(?:(?:25[0-5]|2[0-4]\d|1?\d?\d)\.){3}(?:25[0-5]|2[0-4]\d|1?\d?\d)\b")
@@ -57,8 +61,22 @@ def _phone(match: re.Match[str]) -> str:
 
 def mask_text(text: str) -> str:
     """``text`` with e-mails, cards, IBANs, IP addresses and phone numbers masked."""
-    text = _EMAIL.sub("<EMAIL>", text)
+    if len(text) > MAX_MASKED_CHARS:
+        text = text[:MAX_MASKED_CHARS] + " [cut]"
+    if "@" in text:
+        text = _EMAIL.sub("<EMAIL>", text)
     text = _IBAN.sub("<IBAN>", text)
     text = _CARD.sub(_card, text)
     text = _IPV4.sub("<IP>", text)
     return _PHONE.sub(_phone, text)
+
+
+def mask_value(value: Any) -> Any:
+    """Every string inside a JSON value masked (dict keys are kept as they are)."""
+    if isinstance(value, str):
+        return mask_text(value)
+    if isinstance(value, dict):
+        return {k: mask_value(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [mask_value(v) for v in value]
+    return value

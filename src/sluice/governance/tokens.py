@@ -111,6 +111,9 @@ def create_token(
         raise ConfigError(f"unknown role {role!r}", hint=f"one of: {', '.join(ROLES)}")
     if expires_days is not None and expires_days <= 0:
         raise ConfigError("a token's expiry must be a positive number of days")
+    if not name.strip() or len(name) > 100:
+        # The name is who a reviewer is in decisions and the audit log.
+        raise ConfigError("a token's name must be 1 to 100 characters")
     token = _PREFIX + secrets.token_urlsafe(32)
     now = utcnow()
     row = {

@@ -100,4 +100,5 @@ def release(store: Store, task_id: str, *, reviewer: str) -> ReviewTask:
         if not done:
             get_task(store, task_id)  # NotFoundError if it does not exist
             raise TaskStateError(f"task {task_id} is not claimed by {reviewer}")
+        append(conn, [AuditEvent(f"reviewer:{reviewer}", "review.released", task_id)])
     return get_task(store, task_id)

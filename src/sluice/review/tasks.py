@@ -19,16 +19,30 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection, func, select, update
 from sqlalchemy.exc import IntegrityError
 
-from sluice.errors import DecisionConflictError, NotFoundError, TaskStateError
+from sluice.errors import (
+    DecisionConflictError,
+    InvalidDecisionError,
+    NotFoundError,
+    TaskStateError,
+)
 from sluice.execution import ItemView, Resolution, Review, send_in_transaction
 from sluice.governance import AuditEvent, append
 from sluice.review.tables import decisions, review_tasks
 from sluice.store import Store, new_id, utcnow
 
-__all__ = ["Decision", "Outcome", "ReviewTask", "TaskDesk", "decide", "get_task", "list_tasks"]
+__all__ = [
+    "Decision",
+    "Outcome",
+    "ReviewTask",
+    "TaskDesk",
+    "backlog",
+    "decide",
+    "get_task",
+    "list_tasks",
+]
 
 Outcome = Literal["approve", "correct", "reject"]
 _OPEN_STATES = ("open", "claimed", "escalated", "expired")
@@ -148,6 +162,24 @@ def list_tasks(
         return [_task(r) for r in conn.execute(query.limit(limit))]
 
 
+def backlog(store: Store, *, pipelines: Sequence[str] | None = None) -> tuple[int, datetime | None]:
+    """Open tasks (of ``pipelines``, or all) and when the oldest of them was opened."""
+    query = select(func.count(), func.min(review_tasks.c.created_at)).where(
+        review_tasks.c.state.in_(_OPEN_STATES)
+    )
+    if pipelines is not None:
+        query = query.where(review_tasks.c.pipeline.in_(list(pipelines)))
+    with store.read() as conn:
+        count, oldest = conn.execute(query).one()
+    if isinstance(oldest, str):  # aggregates bypass the column type on SQLite
+        oldest = datetime.fromisoformat(oldest)
+    if oldest is not None and oldest.tzinfo is None:
+        from datetime import UTC
+
+        oldest = oldest.replace(tzinfo=UTC)
+    return int(count), oldest
+
+
 def get_task(store: Store, task_id: str) -> ReviewTask:
     """One task.
 
@@ -190,15 +222,24 @@ def decide(
         DecisionConflictError: The task already has a decision.
     """
     if outcome not in ("approve", "correct", "reject"):
-        raise TaskStateError(f"unknown outcome {outcome!r}", hint="approve, correct or reject")
+        raise InvalidDecisionError(
+            f"unknown outcome {outcome!r}", hint="approve, correct or reject"
+        )
     task = get_task(store, task_id)
     proposal = task.proposal
+    if task.kind == "audit" and (outcome != "correct" or not label):
+        # Graded blind: the reviewer names the right label; approving a proposal they
+        # were not shown would count as a grade without one.
+        raise InvalidDecisionError(
+            f"task {task_id} is a blind audit: give the right label",
+            hint="decide it with outcome 'correct' and a label",
+        )
     if outcome == "correct":
         allowed = proposal.get("labels")
         if not label:
-            raise TaskStateError("a correction needs the corrected label")
+            raise InvalidDecisionError("a correction needs the corrected label")
         if allowed and label not in allowed:
-            raise TaskStateError(
+            raise InvalidDecisionError(
                 f"label {label!r} is not one of this task's labels",
                 hint=f"choose one of: {', '.join(allowed)}",
             )
@@ -377,11 +418,21 @@ class TaskDesk:
             .values(applied_at=utcnow())
         )
 
-    def escalate(self, conn: Connection, task_id: str, *, queue: str, due_at: datetime) -> None:
-        """Move an undecided task past its SLA to the escalation queue."""
+    def escalate(
+        self, conn: Connection, task_ids: Sequence[str], *, queue: str, due_at: datetime
+    ) -> None:
+        """Move undecided tasks past their SLA to the escalation queue.
+
+        One statement for all the tasks and one audit append after it: the chain's lock
+        is taken last (a claim or decision takes a task's row lock, then the chain's).
+        """
+        if not task_ids:
+            return
         conn.execute(
             update(review_tasks)
-            .where(review_tasks.c.id == task_id, review_tasks.c.state.in_(("open", "claimed")))
+            .where(
+                review_tasks.c.id.in_(list(task_ids)), review_tasks.c.state.in_(("open", "claimed"))
+            )
             .values(
                 state="escalated",
                 queue=queue,
@@ -391,7 +442,10 @@ class TaskDesk:
                 lease_until=None,
             )
         )
-        append(conn, [AuditEvent("worker", "review.escalated", task_id, {"queue": queue})])
+        append(
+            conn,
+            [AuditEvent("worker", "review.escalated", t, {"queue": queue}) for t in task_ids],
+        )
 
     def sample_audits(
         self,
@@ -408,11 +462,13 @@ class TaskDesk:
 
         return sample_audits(conn, settled, rate=rate, stratum=stratum, queue=queue, due_at=due_at)
 
-    def expire(self, conn: Connection, task_id: str) -> None:
-        """Mark an escalated task as expired (a decision is still accepted)."""
+    def expire(self, conn: Connection, task_ids: Sequence[str]) -> None:
+        """Mark escalated tasks as expired (a decision is still accepted)."""
+        if not task_ids:
+            return
         conn.execute(
             update(review_tasks)
-            .where(review_tasks.c.id == task_id, review_tasks.c.state == "escalated")
+            .where(review_tasks.c.id.in_(list(task_ids)), review_tasks.c.state == "escalated")
             .values(state="expired")
         )
-        append(conn, [AuditEvent("worker", "review.expired", task_id)])
+        append(conn, [AuditEvent("worker", "review.expired", t) for t in task_ids])

@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from fastapi import FastAPI, Request
-from fastapi.responses import Response
+from fastapi.responses import PlainTextResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 __all__ = ["mount"]
@@ -16,7 +16,7 @@ __all__ = ["mount"]
 
 def mount(app: FastAPI) -> None:
     """Add the pages, their static files and the sign-in redirect to ``app``."""
-    from sluice.web.pages import _SignInRequiredError, router, sign_in_redirect
+    from sluice.web.pages import _CrossSiteError, _SignInRequiredError, router, sign_in_redirect
 
     app.include_router(router)
     app.mount(
@@ -27,4 +27,8 @@ def mount(app: FastAPI) -> None:
         assert isinstance(exc, _SignInRequiredError)
         return sign_in_redirect(exc.target)
 
+    async def cross_site(_request: Request, _exc: Exception) -> Response:
+        return PlainTextResponse("cross-site form posts are refused", status_code=403)
+
     app.add_exception_handler(_SignInRequiredError, to_sign_in)
+    app.add_exception_handler(_CrossSiteError, cross_site)

@@ -19,11 +19,17 @@ from fastapi.templating import Jinja2Templates
 
 from sluice.api.auth import SESSION_COOKIE, get_runtime
 from sluice.api.routes.review import task_in_scope, visible_tasks
-from sluice.errors import AuthenticationError, DecisionConflictError, SluiceError, TaskStateError
+from sluice.errors import (
+    AuthenticationError,
+    DecisionConflictError,
+    NotFoundError,
+    SluiceError,
+    TaskStateError,
+)
 from sluice.execution import PRIORITIES, get_item, item_lineage, work_summary
 from sluice.governance import Principal, allowed, authenticate, authorize
 from sluice.governance.pii_masking import mask_text
-from sluice.review import audit_precision, claim, decide, list_tasks, reviewer_costs
+from sluice.review import audit_precision, backlog, claim, decide, reviewer_costs
 from sluice.runtime import Runtime
 from sluice.store import utcnow
 
@@ -51,11 +57,21 @@ def _principal(request: Request, rt: Runtime) -> Principal:
         raise _SignInRequiredError(request.url.path) from None
 
 
+class _CrossSiteError(Exception):
+    """A form post that did not come from this app's own pages."""
+
+
 def _same_origin(request: Request) -> None:
-    """Refuse a form post whose Origin is another site (the cookie is SameSite too)."""
+    """Refuse a form post from another origin (CSRF); the cookie is SameSite=Strict too.
+
+    Browsers send ``Origin`` on every form post and ``Sec-Fetch-Site`` where they know
+    it; either one naming another site is refused.
+    """
     origin = request.headers.get("origin")
     if origin and urlparse(origin).netloc != request.url.netloc:
-        raise AuthenticationError("cross-origin form post refused")
+        raise _CrossSiteError
+    if request.headers.get("sec-fetch-site", "same-origin") not in ("same-origin", "none"):
+        raise _CrossSiteError
 
 
 def _age(moment: datetime) -> str:
@@ -72,7 +88,7 @@ def _page(
 ) -> Response:
     context.update(
         principal=principal,
-        can_dashboard=principal is not None and allowed(principal, "items:read"),
+        can_dashboard=principal is not None and allowed(principal, "outbox:read"),
         flash=request.query_params.get("flash"),
     )
     context.setdefault("error", None)
@@ -189,7 +205,8 @@ def _task_page(
         subject = mask_text(subject) if subject else subject
     proposal = dict(task.proposal)
     alternatives = [tuple(a) for a in proposal.get("alternatives", [])][:3]
-    labels = list(proposal.get("labels") or [proposal.get("label")])
+    # A blind audit offers only the pipeline's label list, never the model's answer.
+    labels = list(proposal.get("labels") or ([] if task.blind else [proposal.get("label")]))
     return _page(
         request,
         "task.html",
@@ -281,7 +298,10 @@ def decide_task(
 def lineage_page(request: Request, item_id: str, rt: Runtime = Depends(get_runtime)) -> Response:
     """An item's lineage, every line with its audit entry."""
     principal = _principal(request, rt)
-    authorize(rt.store, principal, "lineage:read")
+    item = get_item(rt.store, item_id)
+    if principal.pipelines is not None and item["pipeline"] not in principal.pipelines:
+        raise NotFoundError(f"no item {item_id!r}")
+    authorize(rt.store, principal, "lineage:read", pipeline=item["pipeline"])
     return _page(request, "lineage.html", principal, lineage=item_lineage(rt.store, item_id))
 
 
@@ -289,14 +309,18 @@ def lineage_page(request: Request, item_id: str, rt: Runtime = Depends(get_runti
 def dashboard(request: Request, rt: Runtime = Depends(get_runtime)) -> Response:
     """Throughput, automation, backlog and what review costs."""
     principal = _principal(request, rt)
-    authorize(rt.store, principal, "items:read")
-    summary = work_summary(rt.store)
-    open_tasks = list_tasks(rt.store, state="open", limit=10_000)
-    oldest = min((t.created_at for t in open_tasks), default=None)
-    summary["review_backlog"] = len(open_tasks)
+    authorize(rt.store, principal, "outbox:read")
+    scope = list(principal.pipelines) if principal.pipelines is not None else None
+    summary = work_summary(rt.store, pipelines=scope)
+    summary["review_backlog"], oldest = backlog(rt.store, pipelines=scope)
     summary["oldest_age"] = _age(oldest) if oldest else None
     rate = rt.settings.reviewer_hourly_rate
-    estimates = [audit_precision(rt.store, p.name) for p in rt.pipelines()]
+    names = [p.name for p in rt.pipelines() if scope is None or p.name in scope]
+    estimates = (
+        [audit_precision(rt.store, name) for name in names]
+        if allowed(principal, "audit:read")
+        else []
+    )
     return _page(
         request,
         "dashboard.html",

@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
+from starlette.concurrency import run_in_threadpool
 
 from sluice.api.auth import get_runtime, require
 from sluice.api.problems import Problem
@@ -89,9 +90,10 @@ async def submit(
     """
     try:
         target = get_pipeline(pipeline)
-    except ConfigError as exc:
-        raise NotFoundError(exc.message, hint=exc.hint) from None
-    authorize(rt.store, principal, "items:submit", pipeline=target.name)
+    except ConfigError:
+        # No list of the declared pipelines here: a scoped token must not learn them.
+        raise NotFoundError(f"unknown pipeline {pipeline!r}") from None
+    await run_in_threadpool(authorize, rt.store, principal, "items:submit", pipeline=target.name)
     body = await request.body()
     max_bytes = rt.settings.max_event_bytes
     if "ce-specversion" in request.headers:
@@ -108,7 +110,11 @@ async def submit(
         if not events:
             raise EventValidationError("an empty batch", hint="send at least one event")
     parsed = [_parsed(i, obj, max_bytes) for i, obj in enumerate(events, start=1)]
-    report = submit_lines(rt.store, target, parsed, origin="api", actor=principal.actor)
+    # The store is synchronous: keep its work off the event loop, so one big batch does
+    # not stall every other request of this process.
+    report = await run_in_threadpool(
+        submit_lines, rt.store, target, parsed, origin="api", actor=principal.actor
+    )
     if not report.accepted and not report.duplicates and report.rejected:
         response.status_code = 422
     return report.to_dict()

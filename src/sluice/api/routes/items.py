@@ -6,7 +6,7 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Query
 
-from sluice.api.auth import get_runtime, require
+from sluice.api.auth import get_runtime, require, shown_data
 from sluice.api.problems import Problem
 from sluice.api.schemas import ItemSummary, OutboxRecordOut
 from sluice.errors import NotFoundError
@@ -72,8 +72,13 @@ def item(
     principal: Principal = Depends(require("items:read")),
     rt: Runtime = Depends(get_runtime),
 ) -> dict[str, Any]:
-    """The whole record of an item: the event, its state, every step run, its outbox row."""
-    return _item_in_scope(rt, principal, item_id, "items:read")
+    """The whole record of an item: the event, its state, every step run, its outbox row.
+
+    The event's data is masked for tokens without PII clearance.
+    """
+    found = _item_in_scope(rt, principal, item_id, "items:read")
+    found["event"]["data"] = shown_data(principal, found["event"]["data"])
+    return found
 
 
 @router.get(
@@ -89,7 +94,9 @@ def lineage(
 ) -> dict[str, Any]:
     """The chain behind an item's output, each line backed by an audit entry."""
     _item_in_scope(rt, principal, item_id, "lineage:read")
-    return item_lineage(rt.store, item_id)
+    record = item_lineage(rt.store, item_id)
+    record["event"]["data"] = shown_data(principal, record["event"]["data"])
+    return record
 
 
 @router.post(
@@ -114,8 +121,15 @@ def outbox(
     pipeline: str | None = Query(default=None, max_length=100),
     limit: int = Query(default=50, ge=1, le=1000),
     offset: int = Query(default=0, ge=0, le=1_000_000),
-    _principal: Principal = Depends(require("outbox:read")),
+    principal: Principal = Depends(require("outbox:read")),
     rt: Runtime = Depends(get_runtime),
 ) -> list[dict[str, Any]]:
-    """Outbox records (one action per item), newest first."""
-    return list_outbox(rt.store, pipeline=pipeline, limit=limit, offset=offset)
+    """Outbox records (one action per item), newest first (a scoped token: its pipelines)."""
+    pipelines = _visible(principal, pipeline)
+    if pipelines is None:
+        return list_outbox(rt.store, limit=limit, offset=offset)
+    rows: list[dict[str, Any]] = []
+    for name in pipelines:
+        rows += list_outbox(rt.store, pipeline=name, limit=limit + offset)
+    rows.sort(key=lambda r: (r["created_at"], r["id"]), reverse=True)
+    return rows[offset : offset + limit]

@@ -11,7 +11,14 @@ from sluice.api.auth import current_principal, get_runtime, require
 from sluice.api.problems import Problem
 from sluice.api.schemas import AuditEstimateOut, AuditReportOut, ModelOut, SummaryOut, WhoAmI
 from sluice.execution import work_summary
-from sluice.governance import Principal, checkpoint, load_public_key, load_signing_key, verify
+from sluice.governance import (
+    Principal,
+    authorize,
+    checkpoint,
+    load_public_key,
+    load_signing_key,
+    verify,
+)
 from sluice.runtime import Runtime
 
 router = APIRouter(responses={401: Problem, 403: Problem})
@@ -74,19 +81,19 @@ def audit_checkpoint(
     "/v1/metrics/summary", tags=["metrics"], response_model=SummaryOut, summary="Work at a glance"
 )
 def summary(
-    _principal: Principal = Depends(require("items:read")), rt: Runtime = Depends(get_runtime)
+    principal: Principal = Depends(require("items:read")), rt: Runtime = Depends(get_runtime)
 ) -> dict[str, Any]:
-    """Items by status, automation rate of settled items, review backlog and its age."""
-    from sluice.review import list_tasks
+    """Items by status, automation rate, review backlog and its age (the caller's scope)."""
+    from sluice.review import backlog
     from sluice.store import utcnow
 
-    work = work_summary(rt.store)
-    open_tasks = list_tasks(rt.store, state="open", limit=10_000)
-    oldest = min((t.created_at for t in open_tasks), default=None)
+    pipelines = list(principal.pipelines) if principal.pipelines is not None else None
+    work = work_summary(rt.store, pipelines=pipelines)
+    open_tasks, oldest = backlog(rt.store, pipelines=pipelines)
     return {
         "items_by_status": work["items_by_status"],
         "automation_rate": work["automation_rate"],
-        "review_backlog": len(open_tasks),
+        "review_backlog": open_tasks,
         "oldest_open_task_age_seconds": (utcnow() - oldest).total_seconds() if oldest else None,
     }
 
@@ -100,10 +107,11 @@ def summary(
 )
 def audits(
     pipeline: str = Query(max_length=100, description="The pipeline whose audits to read."),
-    _principal: Principal = Depends(require("audit:read")),
+    principal: Principal = Depends(require("audit:read")),
     rt: Runtime = Depends(get_runtime),
 ) -> dict[str, Any]:
     """Precision of auto-handled items per intent and overall, from the blind audits."""
     from sluice.review import audit_precision
 
+    authorize(rt.store, principal, "audit:read", pipeline=pipeline)
     return audit_precision(rt.store, pipeline).to_dict()

@@ -10,7 +10,7 @@ from typing import Any
 
 from fastapi import APIRouter, Body, Depends, Query
 
-from sluice.api.auth import get_runtime, require
+from sluice.api.auth import get_runtime, require, shown_data
 from sluice.api.problems import Problem
 from sluice.api.schemas import ClaimIn, DecisionIn, DecisionOut, TaskContext, TaskOut
 from sluice.errors import NotFoundError
@@ -42,9 +42,13 @@ def visible_tasks(
     queues = [queue] if queue else None
     if principal.queues is not None:
         queues = [q for q in (queues or principal.queues) if q in principal.queues]
-    if queues is None:
-        return list_tasks(rt.store, state=state, limit=limit)
-    tasks = [t for q in queues for t in list_tasks(rt.store, state=state, queue=q, limit=limit)]
+    pipelines = list(principal.pipelines) if principal.pipelines is not None else [None]
+    tasks = [
+        t
+        for p in pipelines
+        for q in (queues if queues is not None else [None])
+        for t in list_tasks(rt.store, state=state, queue=q, pipeline=p, limit=limit)
+    ]
     tasks.sort(key=lambda t: (t.priority, t.created_at))
     return tasks[:limit]
 
@@ -83,7 +87,10 @@ def task(
     """The task and the message it is about: the minimal context of a decision."""
     found = task_in_scope(rt, principal, task_id, "review:read")
     item = get_item(rt.store, found.item_id)
-    return {"task": found.public_dict(), "message": dict(item["event"]["data"] or {})}
+    return {
+        "task": found.public_dict(),
+        "message": shown_data(principal, item["event"]["data"] or {}),
+    }
 
 
 @router.post(
