@@ -278,3 +278,25 @@ def test_a_blind_audit_cannot_be_approved_unseen(
         (task,) = list_tasks(rt.store, queue="audit")
         with pytest.raises(InvalidDecisionError, match="blind audit"):
             record(rt.store, task.id, reviewer="ana", outcome="approve")
+
+
+def test_a_reviewer_escalates_instead_of_deciding_and_a_lead_decides(
+    runtime: Any, client: Any, token_for: Any
+) -> None:
+    posted = client(token_for("service")).post(
+        "/v1/events", params={"pipeline": "toy-echo"}, json=[event(1, "please review, tricky")]
+    )
+    item_id = posted.json()["items"][0]["item_id"]
+    runtime.worker(["toy-echo"]).run(drain=True)
+    ana = client(token_for("reviewer", name="ana", queues=["toy"]))
+    (task,) = ana.get("/v1/review/tasks").json()
+    up = ana.post(f"/v1/review/tasks/{task['id']}/escalate", json={"reason": "not sure"})
+    assert up.status_code == 200, up.text
+    assert (up.json()["state"], up.json()["queue"]) == ("escalated", "escalations")
+    assert ana.get("/v1/review/tasks").json() == []  # out of ana's queue now
+    lead = client(token_for("reviewer", name="lead", queues=["escalations"]))
+    (seen,) = lead.get("/v1/review/tasks").json()
+    assert seen["id"] == task["id"]
+    decided = lead.post(f"/v1/review/tasks/{task['id']}/decision", json={"outcome": "approve"})
+    assert decided.status_code == 201
+    assert get_item(runtime.store, item_id)["status"] == "waiting_review"  # resumes in a worker

@@ -29,6 +29,7 @@ ROUTES: dict[tuple[str, str], set[str]] = {
     ("GET", "/v1/review/tasks/{task_id}"): READERS | {"reviewer"},
     ("POST", "/v1/review/tasks/{task_id}/claim"): {"admin", "reviewer"},
     ("POST", "/v1/review/tasks/{task_id}/release"): {"admin", "reviewer"},
+    ("POST", "/v1/review/tasks/{task_id}/escalate"): {"admin", "reviewer"},
     ("POST", "/v1/review/tasks/{task_id}/decision"): {"admin", "reviewer"},
     ("GET", "/v1/models"): READERS,
     ("GET", "/v1/audit/verify"): {"admin", "auditor"},

@@ -12,6 +12,7 @@ __all__ = [
     "ClaimIn",
     "DecisionIn",
     "DecisionOut",
+    "EscalateIn",
     "ItemSummary",
     "LineItem",
     "ModelOut",
@@ -98,6 +99,13 @@ class ClaimIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     lease_seconds: float = Field(default=600, gt=0, le=86_400)
+
+
+class EscalateIn(BaseModel):
+    """Hand a task up instead of deciding it."""
+
+    model_config = ConfigDict(extra="forbid")
+    reason: str | None = Field(default=None, max_length=2000)
 
 
 class DecisionIn(BaseModel):

@@ -134,3 +134,31 @@ def decide(
             f"{' as ' + decision.label if decision.label else ''} on {task_id}; "
             "the item resumes in a worker"
         )
+
+
+@app.command("escalate")
+@handle_errors
+def escalate(
+    task_id: Annotated[str, typer.Argument(help="Task id (tsk_...).")],
+    reason: Annotated[str | None, typer.Option(help="Why a lead should look.")] = None,
+    reviewer: Annotated[
+        str | None, typer.Option(help="Who escalates (default: the local user).")
+    ] = None,
+    as_json: bool = JsonOption,
+) -> None:
+    """Hand a task to the pipeline's escalation queue instead of deciding it."""
+    from sluice.execution import escalation_queue
+    from sluice.review import escalate_task, get_task
+
+    with runtime() as rt:
+        task = escalate_task(
+            rt.store,
+            task_id,
+            reviewer=reviewer or getpass.getuser(),
+            queue=escalation_queue(get_task(rt.store, task_id).pipeline),
+            reason=reason,
+        )
+    if as_json:
+        emit_json(task.to_dict())
+    else:
+        console.print(f"{task.id} is escalated to queue {task.queue}")

@@ -40,6 +40,7 @@ from sluice.execution.pipeline import (
     ReviewSpec,
     StepContext,
     StepSpec,
+    escalation_queue,
     get_pipeline,
     registered_pipelines,
 )
@@ -83,6 +84,7 @@ __all__ = [
     "Worker",
     "WorkerStats",
     "decided_by_counts",
+    "escalation_queue",
     "get_item",
     "get_pipeline",
     "item_lineage",

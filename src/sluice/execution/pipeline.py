@@ -261,6 +261,12 @@ def get_pipeline(name: str) -> Pipeline:
         ) from None
 
 
+def escalation_queue(pipeline: str) -> str:
+    """Where ``pipeline``'s escalated review tasks go (the default for an unknown one)."""
+    found = _REGISTRY.get(pipeline)
+    return (found.review if found else ReviewSpec()).escalation_queue
+
+
 def registered_pipelines() -> Mapping[str, Pipeline]:
     """Every pipeline declared in this process, by name."""
     return dict(_REGISTRY)

@@ -1,7 +1,7 @@
 """The review plane: tasks for humans, their decisions, and the desk the gate calls."""
 
 from sluice.review.audits import AuditEstimate, StratumPrecision, audit_precision
-from sluice.review.claims import DEFAULT_LEASE_S, claim, release
+from sluice.review.claims import DEFAULT_LEASE_S, claim, escalate_task, release
 from sluice.review.costs import ReviewerCost, reviewer_costs
 from sluice.review.feedback import labelled_decisions
 from sluice.review.tasks import (
@@ -28,6 +28,7 @@ __all__ = [
     "backlog",
     "claim",
     "decide",
+    "escalate_task",
     "get_task",
     "labelled_decisions",
     "list_tasks",

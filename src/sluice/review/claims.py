@@ -21,7 +21,7 @@ from sluice.review.tables import review_tasks
 from sluice.review.tasks import ReviewTask, get_task
 from sluice.store import Store, utcnow
 
-__all__ = ["DEFAULT_LEASE_S", "claim", "release"]
+__all__ = ["DEFAULT_LEASE_S", "claim", "escalate_task", "release"]
 
 #: How long a claim holds a task unless the caller says otherwise (10 minutes).
 DEFAULT_LEASE_S = 600.0
@@ -101,4 +101,53 @@ def release(store: Store, task_id: str, *, reviewer: str) -> ReviewTask:
             get_task(store, task_id)  # NotFoundError if it does not exist
             raise TaskStateError(f"task {task_id} is not claimed by {reviewer}")
         append(conn, [AuditEvent(f"reviewer:{reviewer}", "review.released", task_id)])
+    return get_task(store, task_id)
+
+
+def escalate_task(
+    store: Store, task_id: str, *, reviewer: str, queue: str, reason: str | None = None
+) -> ReviewTask:
+    """A reviewer hands a task up to ``queue`` (a lead's) instead of deciding it.
+
+    Any claim on it ends; the item keeps waiting for a decision.
+
+    Raises:
+        NotFoundError: No such task.
+        TaskStateError: The task is decided, or someone else holds a live claim.
+    """
+    now = utcnow()
+    with store.begin() as conn:
+        query = select(review_tasks).where(review_tasks.c.id == task_id)
+        if store.dialect == "postgresql":
+            query = query.with_for_update()
+        row = conn.execute(query).one_or_none()
+        if row is None:
+            raise NotFoundError(f"no review task {task_id!r}")
+        if row.state == "decided":
+            raise TaskStateError(f"task {task_id} is decided and cannot be escalated")
+        if row.claimed_by not in (None, reviewer) and row.lease_until and row.lease_until > now:
+            raise TaskStateError(f"task {task_id} is claimed by {row.claimed_by}")
+        conn.execute(
+            update(review_tasks)
+            .where(review_tasks.c.id == task_id)
+            .values(
+                state="escalated",
+                queue=queue,
+                escalated_at=now,
+                claimed_by=None,
+                claimed_at=None,
+                lease_until=None,
+            )
+        )
+        append(
+            conn,
+            [
+                AuditEvent(
+                    f"reviewer:{reviewer}",
+                    "review.escalated",
+                    task_id,
+                    {"queue": queue, "reason": reason, "by": "reviewer"},
+                )
+            ],
+        )
     return get_task(store, task_id)

@@ -26,10 +26,17 @@ from sluice.errors import (
     SluiceError,
     TaskStateError,
 )
-from sluice.execution import PRIORITIES, get_item, item_lineage, work_summary
+from sluice.execution import PRIORITIES, escalation_queue, get_item, item_lineage, work_summary
 from sluice.governance import Principal, allowed, authenticate, authorize
 from sluice.governance.pii_masking import mask_text
-from sluice.review import audit_precision, backlog, claim, decide, reviewer_costs
+from sluice.review import (
+    audit_precision,
+    backlog,
+    claim,
+    decide,
+    escalate_task,
+    reviewer_costs,
+)
 from sluice.runtime import Runtime
 from sluice.store import utcnow
 
@@ -246,6 +253,31 @@ def claim_task(request: Request, task_id: str, rt: Runtime = Depends(get_runtime
     except TaskStateError as exc:
         return _task_page(request, rt, principal, task_id, status=409, error=exc.message)
     return RedirectResponse(f"/review/{task_id}", status_code=303)
+
+
+@router.post("/review/{task_id}/escalate")
+def escalate_page(
+    request: Request,
+    task_id: str,
+    reason: str | None = Form(None),
+    rt: Runtime = Depends(get_runtime),
+) -> Response:
+    """Hand the task up to the escalation queue, then go to the next task."""
+    _same_origin(request)
+    principal = _principal(request, rt)
+    task = task_in_scope(rt, principal, task_id, "review:decide")
+    try:
+        escalate_task(
+            rt.store,
+            task_id,
+            reviewer=principal.display_name,
+            queue=escalation_queue(task.pipeline),
+            reason=(reason or "").strip() or None,
+        )
+    except TaskStateError as exc:
+        return _task_page(request, rt, principal, task_id, status=409, error=exc.message)
+    flash = quote(f"{task_id} escalated.")
+    return RedirectResponse(f"/review/next?after={task_id}&flash={flash}", status_code=303)
 
 
 @router.post("/review/{task_id}/decide")

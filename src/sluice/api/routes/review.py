@@ -12,11 +12,19 @@ from fastapi import APIRouter, Body, Depends, Query
 
 from sluice.api.auth import get_runtime, require, shown_data
 from sluice.api.problems import Problem
-from sluice.api.schemas import ClaimIn, DecisionIn, DecisionOut, TaskContext, TaskOut
+from sluice.api.schemas import ClaimIn, DecisionIn, DecisionOut, EscalateIn, TaskContext, TaskOut
 from sluice.errors import NotFoundError
-from sluice.execution import get_item
+from sluice.execution import escalation_queue, get_item
 from sluice.governance import Permission, Principal, authorize
-from sluice.review import ReviewTask, claim, decide, get_task, list_tasks, release
+from sluice.review import (
+    ReviewTask,
+    claim,
+    decide,
+    escalate_task,
+    get_task,
+    list_tasks,
+    release,
+)
 from sluice.runtime import Runtime
 
 router = APIRouter(tags=["review"], responses={401: Problem, 403: Problem})
@@ -126,6 +134,29 @@ def release_task(
     """Release a claim you hold."""
     task_in_scope(rt, principal, task_id, "review:decide")
     return release(rt.store, task_id, reviewer=principal.display_name).public_dict()
+
+
+@router.post(
+    "/v1/review/tasks/{task_id}/escalate",
+    response_model=TaskOut,
+    responses={404: Problem, 409: Problem},
+    summary="Escalate a task",
+)
+def escalate(
+    task_id: str,
+    body: EscalateIn = Body(default_factory=EscalateIn),
+    principal: Principal = Depends(require("review:decide")),
+    rt: Runtime = Depends(get_runtime),
+) -> dict[str, Any]:
+    """Hand the task to the pipeline's escalation queue instead of deciding it."""
+    task = task_in_scope(rt, principal, task_id, "review:decide")
+    return escalate_task(
+        rt.store,
+        task_id,
+        reviewer=principal.display_name,
+        queue=escalation_queue(task.pipeline),
+        reason=body.reason,
+    ).public_dict()
 
 
 @router.post(

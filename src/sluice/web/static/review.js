@@ -35,7 +35,7 @@
       }
       return;
     }
-    var keys = { a: "approve", s: "correct", r: "reject", c: "claim", n: "next" };
+    var keys = { a: "approve", s: "correct", r: "reject", c: "claim", e: "escalate", n: "next" };
     if (keys[event.key]) { event.preventDefault(); click(keys[event.key]); }
   });
 })();
