@@ -328,8 +328,8 @@ def _report(result: dict[str, Any], args: Any) -> None:
     emit(result, args.json, rows)
     if not args.no_docs:
         write_section(
-            "triage_banking77",
-            "Support triage on Banking77",
+            f"triage_banking77_{d['store']}",
+            f"Support triage on Banking77 ({d['store']})",
             rows,
             notes=(
                 f"{result['train_rows']} training and {result['test_rows']} test messages, "
