@@ -87,6 +87,7 @@ PUBLIC = {
         "ReviewerCost",
         "claim",
         "escalate_task",
+        "get_decision",
         "release",
         "reviewer_costs",
         "Decision",

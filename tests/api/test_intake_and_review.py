@@ -143,6 +143,12 @@ def test_a_reviewer_claims_and_decides_and_the_item_resumes(
         stop.set()
         thread.join(30)
     auditor = client(token_for("auditor"))
+    decision = auditor.get(f"/v1/review/tasks/{task['id']}").json()["decision"]
+    assert (decision["reviewer"], decision["label"], decision["reason"]) == (
+        "ana",
+        "OTHER",
+        "not shouting",
+    )
     lineage = auditor.get(f"/v1/items/{item_id}/lineage").json()
     assert lineage["intact"] and lineage["action"]["payload"]["label"] == "OTHER"
     assert auditor.get("/v1/audit/verify").json()["ok"]

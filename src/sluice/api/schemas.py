@@ -88,10 +88,11 @@ class TaskOut(BaseModel):
 
 
 class TaskContext(BaseModel):
-    """What a decision needs: the task and the message, nothing more."""
+    """What a decision needs: the task and the message; the decision once there is one."""
 
     task: TaskOut
     message: dict[str, Any] = Field(description="The event's data (the customer's message).")
+    decision: DecisionOut | None = None
 
 
 class ClaimIn(BaseModel):
@@ -209,3 +210,6 @@ class WhoAmI(BaseModel):
     pipelines: list[str] | None = None
     queues: list[str] | None = None
     pii_clearance: bool
+
+
+TaskContext.model_rebuild()

@@ -89,9 +89,8 @@ def item_lineage(store: Store, item_id: str) -> dict[str, Any]:
     for run in runs:
         row = dict(run._mapping)
         entry = next((e for e in mine if str(row["id"]) in details[e.seq].get("runs", {})), None)
-        ok = entry is not None and details[entry.seq]["runs"][row["id"]]["digest"] == run_digest(
-            row
-        )
+        recorded = details[entry.seq]["runs"].get(row["id"]) if entry else None
+        ok = isinstance(recorded, dict) and recorded.get("digest") == run_digest(row)
         intact &= ok
         steps.append(
             {
@@ -146,7 +145,7 @@ def item_lineage(store: Store, item_id: str) -> dict[str, Any]:
                 e
                 for e in reversed(mine)
                 if e.action == "items.settled"
-                and details[e.seq]["items"].get(item_id, {}).get("outbox")
+                and (details[e.seq].get("items") or {}).get(item_id, {}).get("outbox")
             ),
             None,
         )

@@ -11,6 +11,7 @@ from sluice.review.tasks import (
     TaskDesk,
     backlog,
     decide,
+    get_decision,
     get_task,
     list_tasks,
 )
@@ -29,6 +30,7 @@ __all__ = [
     "claim",
     "decide",
     "escalate_task",
+    "get_decision",
     "get_task",
     "labelled_decisions",
     "list_tasks",

@@ -40,6 +40,7 @@ __all__ = [
     "TaskDesk",
     "backlog",
     "decide",
+    "get_decision",
     "get_task",
     "list_tasks",
 ]
@@ -160,6 +161,24 @@ def list_tasks(
         query = query.where(review_tasks.c.pipeline == pipeline)
     with store.read() as conn:
         return [_task(r) for r in conn.execute(query.limit(limit))]
+
+
+def get_decision(store: Store, task_id: str) -> Decision | None:
+    """The decision on a task, or None while it is undecided."""
+    with store.read() as conn:
+        row = conn.execute(select(decisions).where(decisions.c.task_id == task_id)).one_or_none()
+    if row is None:
+        return None
+    return Decision(
+        row.id,
+        row.task_id,
+        row.item_id,
+        row.reviewer,
+        row.outcome,
+        row.label,
+        row.reason,
+        row.decided_at,
+    )
 
 
 def backlog(store: Store, *, pipelines: Sequence[str] | None = None) -> tuple[int, datetime | None]:

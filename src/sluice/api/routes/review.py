@@ -21,6 +21,7 @@ from sluice.review import (
     claim,
     decide,
     escalate_task,
+    get_decision,
     get_task,
     list_tasks,
     release,
@@ -95,9 +96,11 @@ def task(
     """The task and the message it is about: the minimal context of a decision."""
     found = task_in_scope(rt, principal, task_id, "review:read")
     item = get_item(rt.store, found.item_id)
+    decision = get_decision(rt.store, task_id)
     return {
         "task": found.public_dict(),
         "message": shown_data(principal, item["event"]["data"] or {}),
+        "decision": decision.to_dict() if decision else None,
     }
 
 
