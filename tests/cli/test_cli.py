@@ -142,6 +142,11 @@ def test_demo_json_report_has_the_promised_figures(
     assert shown["event"]["source"].startswith("sluice-demo/")
     assert [s["step"] for s in shown["steps"]][:2] == ["classify", "prioritize"]
     tasks = json.loads(cli("review", "list", "--json").stdout)
-    assert len(tasks) == report["waiting_review"]
+    gate = [t for t in tasks if t["kind"] == "gate"]
+    assert len(gate) == report["waiting_review"]
+    # The default 2% audit sample: the first auto-handled item of each intent, graded blind.
+    audits = [t for t in tasks if t["kind"] == "audit"]
+    assert audits and all("label" not in t["proposal"] for t in audits)
+    assert len(audits) == len({t["stratum"] for t in audits})
     models = json.loads(cli("models", "list", "--json").stdout)
     assert [(m["name"], m["stage"]) for m in models] == [("support-intent", "production")]

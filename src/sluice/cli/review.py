@@ -35,17 +35,18 @@ def list_tasks(
     with runtime() as rt:
         tasks = query(rt.store, state=None if state == "all" else state, queue=queue, limit=limit)
     if as_json:
-        emit_json([t.to_dict() for t in tasks])
+        emit_json([t.public_dict() for t in tasks])
         return
-    table = Table("task", "queue", "state", "proposal", "confidence", "reason")
+    table = Table("task", "kind", "queue", "state", "proposal", "confidence", "reason")
     for t in tasks:
         confidence = t.proposal.get("confidence")
         table.add_row(
             t.id,
+            t.kind,
             t.queue,
             t.state,
-            str(t.proposal.get("label", "")),
-            f"{confidence:.2f}" if isinstance(confidence, float) else "",
+            "(blind)" if t.blind else str(t.proposal.get("label", "")),
+            "" if t.blind or not isinstance(confidence, float) else f"{confidence:.2f}",
             t.reason[:60],
         )
     console.print(table)
@@ -69,18 +70,24 @@ def show_task(
         task = get_task(rt.store, task_id)
         item = get_item(rt.store, task.item_id)
     if as_json:
-        emit_json({"task": task.to_dict(), "event": item["event"]})
+        emit_json({"task": task.public_dict(), "event": item["event"]})
         return
     console.print(
         f"[bold]{task.id}[/] ({task.state}, queue {task.queue}, due "
         f"{task.due_at:%Y-%m-%d %H:%M} UTC)"
     )
     console.print(f"message: {item['event']['data'].get('text', item['event']['data'])}")
-    console.print(
-        f"proposal: [bold]{task.proposal.get('label')}[/] ({task.proposal.get('confidence')})"
-    )
-    for label, score in task.proposal.get("alternatives", []):
-        console.print(f"  or {label} ({score})")
+    if task.blind:
+        console.print(
+            "blind audit: give the right label with `sluice review decide TASK --label L`; "
+            "the model's answer is shown once decided"
+        )
+    else:
+        console.print(
+            f"proposal: [bold]{task.proposal.get('label')}[/] ({task.proposal.get('confidence')})"
+        )
+        for label, score in task.proposal.get("alternatives", []):
+            console.print(f"  or {label} ({score})")
     console.print(f"why review: {task.reason}")
 
 
