@@ -25,7 +25,10 @@ def test_two_workers_share_the_queue(
 ) -> None:
     assert database_url is not None
     events = toy_events(400, source="pair", sleep_ms=3)
-    env = cli_env(tmp_path / "home", database_url, SLUICE_BATCH_SIZE="10")
+    # Audit sampling on: both workers update the same stratum counters at once.
+    env = cli_env(
+        tmp_path / "home", database_url, SLUICE_BATCH_SIZE="10", SLUICE_AUDIT_SAMPLE_RATE="0.5"
+    )
     assert sluice(env, "submit", "toy-steps", str(events)).returncode == 0
     workers = [
         subprocess.Popen(

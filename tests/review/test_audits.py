@@ -91,3 +91,56 @@ def test_audits_are_blind_and_the_precision_estimate_follows_the_grades(sampling
 def test_no_sampling_at_rate_zero(runtime: Any) -> None:
     _run(runtime, ["a", "b", "c"])
     assert list_tasks(runtime.store, queue="audit") == []
+
+
+def test_batches_settling_at_once_share_the_stratum_counts(sampling: Any) -> None:
+    """Two transactions sampling a new stratum at the same time: no unique violation,
+    and the counter sees every item (PostgreSQL row locks; SQLite's write lock)."""
+    import threading
+    from datetime import UTC, datetime, timedelta
+
+    from sluice.execution import ItemView
+    from sluice.review import TaskDesk
+    from sluice.review.tables import audit_strata
+
+    desk, start = TaskDesk(), threading.Barrier(2)
+    errors: list[BaseException] = []
+
+    def settle(prefix: str) -> None:
+        views = [
+            ItemView(
+                f"itm_{prefix}{i}",
+                "toy-echo",
+                "s",
+                f"{prefix}{i}",
+                "t",
+                None,
+                {},
+                2,
+                datetime.now(UTC),
+            )
+            for i in range(10)
+        ]
+        try:
+            start.wait()
+            with sampling.store.begin() as conn:
+                desk.sample_audits(
+                    conn,
+                    [(v, {"label": "NEW"}) for v in views],
+                    rate=0.5,
+                    stratum="label",
+                    queue="audit",
+                    due_at=datetime.now(UTC) + timedelta(days=1),
+                )
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=settle, args=(p,)) for p in ("x", "y")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    with sampling.store.read() as conn:
+        row = conn.execute(audit_strata.select()).one()
+    assert (row.seen, row.sampled) == (20, 10)

@@ -26,6 +26,8 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from sluice.execution import ItemView
 from sluice.governance import AuditEvent, append
@@ -60,14 +62,24 @@ def sample_audits(
         by_stratum.setdefault(key, []).append((item, proposal))
     rows = []
     now = utcnow()
+    postgres = conn.dialect.name == "postgresql"
+    # Strata in a fixed order, so two batches settling at once lock them in the same
+    # order and cannot deadlock.
     for (pipeline, value), members in sorted(by_stratum.items()):
+        # Make sure the counter row exists first: locking a row that is not there locks
+        # nothing, and two batches would both insert it (a unique violation).
+        conn.execute(
+            (pg_insert if postgres else sqlite_insert)(audit_strata)
+            .values(pipeline=pipeline, stratum=value, seen=0, sampled=0)
+            .on_conflict_do_nothing()
+        )
         query = select(audit_strata.c.seen, audit_strata.c.sampled).where(
             audit_strata.c.pipeline == pipeline, audit_strata.c.stratum == value
         )
-        if conn.dialect.name == "postgresql":
+        if postgres:
             query = query.with_for_update()
-        found = conn.execute(query).one_or_none()
-        seen, sampled = (found.seen, found.sampled) if found else (0, 0)
+        found = conn.execute(query).one()
+        seen, sampled = found.seen, found.sampled
         for offset, (item, proposal) in enumerate(members):
             if (seen + offset) % every:
                 continue
@@ -89,15 +101,11 @@ def sample_audits(
                     "stratum": value,
                 }
             )
-        values = {"seen": seen + len(members), "sampled": sampled}
-        if found:
-            conn.execute(
-                update(audit_strata)
-                .where(audit_strata.c.pipeline == pipeline, audit_strata.c.stratum == value)
-                .values(**values)
-            )
-        else:
-            conn.execute(audit_strata.insert().values(pipeline=pipeline, stratum=value, **values))
+        conn.execute(
+            update(audit_strata)
+            .where(audit_strata.c.pipeline == pipeline, audit_strata.c.stratum == value)
+            .values(seen=seen + len(members), sampled=sampled)
+        )
     if rows:
         conn.execute(review_tasks.insert(), rows)
         append(
