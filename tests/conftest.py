@@ -135,3 +135,30 @@ def intent_model(runtime: Any, trained_intent_model: dict[str, Any]) -> Any:
         trained_intent_model["artifact"],
         trained_intent_model["card"],
     )
+
+
+_EXIT_STATUS = pytest.StashKey[int]()
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    session.config.stash[_EXIT_STATUS] = int(exitstatus)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """Leave at once if an engine thread outlived its test.
+
+    DBOS runs workflow work in a ThreadPoolExecutor whose threads retry database calls
+    until they succeed. A review wait that was mid-call when its test's database was
+    dropped keeps retrying, and Python's exit joins those threads: the run would hang
+    after reporting. By now every test has run and been reported, so exit without
+    joining them, with pytest's own status.
+    """
+    import threading
+
+    stuck = [t for t in threading.enumerate() if t is not threading.main_thread() and not t.daemon]
+    if stuck and _EXIT_STATUS in config.stash:
+        sys.stdout.flush()
+        sys.stderr.write(f"conftest: leaving {len(stuck)} engine thread(s) behind at exit\n")
+        sys.stderr.flush()
+        os._exit(config.stash[_EXIT_STATUS])
