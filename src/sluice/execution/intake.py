@@ -20,9 +20,10 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sluice.errors import BackpressureError, EventValidationError, NotFoundError
 from sluice.execution.events import CloudEvent, ParsedLine, parse_event_json, priority_value
 from sluice.execution.pipeline import Pipeline, get_pipeline
+from sluice.execution.records import event_digest
 from sluice.execution.tables import rejected_events, work_items
 from sluice.execution.types import SubmitReport
-from sluice.governance import AuditEvent, append, digest
+from sluice.governance import AuditEvent, append
 from sluice.store import Store, new_id, utcnow
 
 __all__ = ["Rejection", "list_rejections", "retry_rejection", "submit_events", "submit_lines"]
@@ -108,20 +109,6 @@ def submit_lines(
             hint="start more workers or retry later; resubmitting is safe (idempotent)",
         )
     return report
-
-
-#: What of an item's event its ``item.created`` audit digest covers.
-_AUDITED_EVENT_FIELDS = (
-    "source",
-    "event_id",
-    "type",
-    "subject",
-    "event_time",
-    "datacontenttype",
-    "data",
-    "extensions",
-    "priority",
-)
 
 
 def _submit_or_defer(
@@ -257,8 +244,6 @@ def _submit_chunk(
 
 def _created(actor: str, origin: str, row: Mapping[str, Any]) -> AuditEvent:
     """The audit event of a new item; its digest covers the event as stored."""
-    event = {k: row[k] for k in _AUDITED_EVENT_FIELDS}
-    event["event_time"] = row["event_time"].isoformat() if row["event_time"] else None
     return AuditEvent(
         actor,
         "item.created",
@@ -268,7 +253,7 @@ def _created(actor: str, origin: str, row: Mapping[str, Any]) -> AuditEvent:
             "origin": origin,
             "source": row["source"],
             "event_id": row["event_id"],
-            "event_sha256": digest(event),
+            "event_sha256": event_digest(row),
         },
     )
 

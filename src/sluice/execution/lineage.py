@@ -22,24 +22,12 @@ from typing import Any
 from sqlalchemy import select
 
 from sluice.errors import NotFoundError
-from sluice.execution.records import run_digest
+from sluice.execution.records import EVENT_FIELDS, event_digest, run_digest
 from sluice.execution.tables import outbox, step_runs, work_items
 from sluice.governance import AuditEntry, digest, entries_for
 from sluice.store import Store
 
 __all__ = ["item_lineage"]
-
-_EVENT_FIELDS = (
-    "source",
-    "event_id",
-    "type",
-    "subject",
-    "event_time",
-    "datacontenttype",
-    "data",
-    "extensions",
-    "priority",
-)
 
 
 def _iso(value: Any) -> Any:
@@ -81,8 +69,9 @@ def item_lineage(store: Store, item_id: str) -> dict[str, Any]:
     intact = True
 
     created = next((e for e in mine if e.action == "item.created"), None)
-    event = {k: _iso(getattr(item, k)) for k in _EVENT_FIELDS}
-    event_ok = created is not None and details[created.seq].get("event_sha256") == digest(event)
+    event = {k: _iso(getattr(item, k)) for k in EVENT_FIELDS}
+    recorded_event = details[created.seq].get("event_sha256") if created else None
+    event_ok = recorded_event == event_digest(dict(item._mapping))
     intact &= event_ok
 
     steps = []

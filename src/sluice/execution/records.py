@@ -26,8 +26,10 @@ from sluice.governance import AuditEvent, append, digest
 from sluice.store import Store, new_id
 
 __all__ = [
+    "EVENT_FIELDS",
     "SETTLING_STEPS",
     "StepRecord",
+    "event_digest",
     "input_hash",
     "insert_ignore",
     "load_views",
@@ -88,6 +90,25 @@ _RUN_FIELDS = (
     "id",
     *(f.name for f in fields(StepRecord)),
 )
+
+
+#: What of an item's event its ``item.created`` audit digest covers.
+EVENT_FIELDS = (
+    "source",
+    "event_id",
+    "type",
+    "subject",
+    "event_time",
+    "datacontenttype",
+    "data",
+    "extensions",
+    "priority",
+)
+
+
+def event_digest(item: Mapping[str, Any]) -> str:
+    """The digest of an item's event, from its row as written or as read back."""
+    return digest({k: _plain(item[k]) for k in EVENT_FIELDS})
 
 
 def run_digest(run: Mapping[str, Any]) -> str:
