@@ -159,6 +159,7 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     stuck = [t for t in threading.enumerate() if t is not threading.main_thread() and not t.daemon]
     if stuck and _EXIT_STATUS in config.stash:
         sys.stdout.flush()
-        sys.stderr.write(f"conftest: leaving {len(stuck)} engine thread(s) behind at exit\n")
+        names = ", ".join(sorted(t.name for t in stuck))
+        sys.stderr.write(f"conftest: leaving {len(stuck)} thread(s) behind at exit: {names}\n")
         sys.stderr.flush()
         os._exit(config.stash[_EXIT_STATUS])

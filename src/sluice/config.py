@@ -12,13 +12,17 @@ Example:
 
 from __future__ import annotations
 
+import os
 import socket
+import tomllib
 from pathlib import Path
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["Settings", "get_settings"]
+from sluice.errors import ConfigError
+
+__all__ = ["Settings", "get_settings", "read_secret"]
 
 
 class Settings(BaseSettings):
@@ -49,7 +53,7 @@ class Settings(BaseSettings):
         ),
     )
     app_version: str = Field(
-        default="sluice-1",
+        default="sluice-2",
         description=(
             "Pinned application version given to the durable engine. Runs are only "
             "recovered by workers with the same version; change it deliberately on "
@@ -112,6 +116,16 @@ class Settings(BaseSettings):
         lt=1.0,
         description="Precision the confidence gate must reach on auto-handled items.",
     )
+    promotion_precision_tolerance: float = Field(
+        default=0.0,
+        ge=0,
+        lt=1.0,
+        description=(
+            "How much lower (as a fraction, 0.005 = half a point) a candidate's precision "
+            "may be than production's, at production's automation rate on the held-out "
+            "set, and still pass the promotion gate. 0: not worse at all."
+        ),
+    )
     model_cache: Path | None = Field(
         default=None,
         description="Cache of built model artifacts. Default: `models/` under `home`.",
@@ -130,6 +144,21 @@ class Settings(BaseSettings):
             "Model versions to use instead of the production ones, by model name (JSON "
             'object in the environment, e.g. \'{"support-intent": "3"}\'). '
             "`sluice replay --model` sets it for a replay."
+        ),
+    )
+    models_config: Path | None = Field(
+        default=None,
+        description=(
+            "TOML file declaring the model gateway's endpoints, routes, prices and budgets, "
+            "merged over the built-in defaults (see docs/models.md). Validated at start-up."
+        ),
+    )
+    model_refresh_seconds: float = Field(
+        default=1.0,
+        ge=0,
+        description=(
+            "How often, in seconds, a gateway checks the registry for stage changes "
+            "(promotion, rollback) made by other processes; 0 checks on every call."
         ),
     )
     encoder_processes: int | None = Field(
@@ -158,6 +187,15 @@ class Settings(BaseSettings):
         default=300.0,
         gt=0,
         description="How often a worker seals the audit chain with a signed checkpoint (s).",
+    )
+    secrets_file: Path | None = Field(
+        default=None,
+        description=(
+            "File of secrets (API keys of model endpoints), read when the environment "
+            "variable named by an endpoint's `api_key_env` is not set: a TOML file "
+            '(`.toml`, `VLLM_API_KEY = "..."`) or `KEY=value` lines as in a `.env` file. '
+            "Keep it readable by the service's user only. Default: none."
+        ),
     )
     max_request_bytes: int = Field(
         default=10 * 1024 * 1024,
@@ -202,3 +240,82 @@ class Settings(BaseSettings):
 def get_settings() -> Settings:
     """Settings from the environment (the CLI's entry point; library code takes Settings)."""
     return Settings()
+
+
+def read_secret(settings: Settings, env_name: str, secrets_file: Path | None = None) -> str:
+    """A secret such as an API key: from the environment, else from the secrets file.
+
+    The environment variable ``env_name`` wins when it is set and not empty. Otherwise
+    the key ``env_name`` is read from ``secrets_file`` (default:
+    ``settings.secrets_file``, i.e. ``SLUICE_SECRETS_FILE``), which is either a TOML file
+    (name ending in ``.toml``; top-level string keys) or ``KEY=value`` lines as in a
+    ``.env`` file (blank lines and ``#`` comments skipped, an ``export`` prefix and
+    surrounding quotes removed, the last assignment wins). The value never appears in an
+    error message.
+
+    Args:
+        settings: Runtime settings (for the default secrets file).
+        env_name: Name of the environment variable, and of the key in the file.
+        secrets_file: Secrets file to read instead of ``settings.secrets_file``.
+
+    Returns:
+        The secret.
+
+    Raises:
+        ConfigError: The secret is set nowhere, or the secrets file cannot be read.
+
+    Example:
+        >>> read_secret(Settings(), "VLLM_API_KEY")  # doctest: +SKIP
+        'sk-...'
+    """
+    value = os.environ.get(env_name)
+    if value:
+        return value
+    path = secrets_file or settings.secrets_file
+    if path is not None:
+        value = _secret_from_file(Path(path), env_name)
+        if value:
+            return value
+    where = f"the environment or the secrets file {path}" if path else "the environment"
+    raise ConfigError(
+        f"secret {env_name!r} is not set in {where}",
+        hint=(
+            f"export {env_name}=..., or add it to the file named by SLUICE_SECRETS_FILE"
+            if path is None
+            else f"export {env_name}=..., or add {env_name}=... to {path}"
+        ),
+    )
+
+
+def _secret_from_file(path: Path, key: str) -> str | None:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(
+            f"secrets file {path} cannot be read: {exc.strerror or type(exc).__name__}",
+            hint="check SLUICE_SECRETS_FILE",
+        ) from None
+    if path.suffix.lower() == ".toml":
+        try:
+            data = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:  # its message has positions, not values
+            raise ConfigError(f"secrets file {path} is not valid TOML: {exc}") from None
+        value = data.get(key)
+        if value is not None and not isinstance(value, str):
+            raise ConfigError(f"secrets file {path}: {key} must be a string")
+        return value
+    found: str | None = None
+    for number, raw in enumerate(text.splitlines(), start=1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        line = line.removeprefix("export ").lstrip()
+        name, sep, value = line.partition("=")
+        if not sep:  # never echo the line: it may hold a secret
+            raise ConfigError(f"secrets file {path}, line {number}: expected KEY=value")
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+            value = value[1:-1]
+        if name.strip() == key:
+            found = value
+    return found

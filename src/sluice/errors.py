@@ -19,7 +19,13 @@ SluiceError
 ├── ModelError                       model plane
 │   ├── ModelNotFoundError             no such name/version in the registry (404)
 │   ├── ModelIntegrityError            artifact bytes do not match their sha256
-│   └── TrainingError                  training data unusable
+│   ├── TrainingError                  training data unusable
+│   ├── PromotionError                 a stage change the registry refuses (409)
+│   ├── ModelCallError                 an endpoint failed to answer (502, retryable)
+│   │   ├── ModelTimeoutError            it did not answer in time (504, retryable)
+│   │   └── CircuitOpenError             its circuit breaker is open (503, retryable)
+│   ├── BudgetExceededError            a hard budget refuses further paid calls (429)
+│   └── MissingDependencyError         an optional extra is not installed
 ├── ReviewError                      human review
 │   ├── TaskStateError                 the task is not in a state that allows this (409)
 │   ├── InvalidDecisionError           the decision itself is not valid (422)
@@ -41,6 +47,8 @@ __all__ = [
     "AuditError",
     "AuthenticationError",
     "BackpressureError",
+    "BudgetExceededError",
+    "CircuitOpenError",
     "ConfigError",
     "DecisionConflictError",
     "EventValidationError",
@@ -48,12 +56,16 @@ __all__ = [
     "GovernanceError",
     "IntakeError",
     "InvalidDecisionError",
+    "MissingDependencyError",
+    "ModelCallError",
     "ModelError",
     "ModelIntegrityError",
     "ModelNotFoundError",
+    "ModelTimeoutError",
     "NonRetryableError",
     "NotFoundError",
     "PermissionDeniedError",
+    "PromotionError",
     "ReviewError",
     "SluiceError",
     "StepFailedError",
@@ -221,6 +233,66 @@ class TrainingError(ModelError):
 
     code = "training_error"
     status = 422
+
+
+class PromotionError(ModelError):
+    """The registry refuses a change of stage (no passing evaluation, wrong stage ...)."""
+
+    code = "promotion_refused"
+    status = 409
+
+
+class ModelCallError(ModelError):
+    """An endpoint failed to answer: a connection error, a bad response, an exception.
+
+    Args:
+        message: What failed.
+        endpoint: The endpoint's name.
+    """
+
+    code = "model_call_failed"
+    status = 502
+    retryable = True
+
+    def __init__(self, message: str, *, endpoint: str = "", hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.endpoint = endpoint
+
+
+class ModelTimeoutError(ModelCallError):
+    """An endpoint did not answer within the call's timeout."""
+
+    code = "model_timeout"
+    status = 504
+
+
+class CircuitOpenError(ModelCallError):
+    """The endpoint's circuit breaker is open: it failed repeatedly and is cooling down."""
+
+    code = "circuit_open"
+    status = 503
+
+
+class BudgetExceededError(ModelError):
+    """A hard daily budget (per task or per tenant) refuses further paid calls.
+
+    Args:
+        message: Which budget, spent and limit.
+        scope: ``task:<name>`` or ``tenant:<name>``.
+    """
+
+    code = "budget_exceeded"
+    status = 429
+
+    def __init__(self, message: str, *, scope: str = "", hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.scope = scope
+
+
+class MissingDependencyError(ModelError):
+    """An optional extra (e.g. ``sluice[llm]``) is needed and not installed."""
+
+    code = "missing_dependency"
 
 
 class ReviewError(SluiceError):

@@ -1,7 +1,8 @@
 """The composition root: what one Sluice process is made of.
 
-Edges (CLI, API) build a :class:`Runtime` and call the planes through it. It opens the
-store (migrating it if needed), declares the pipelines (the reference ones, those named
+Edges (CLI, API) build a :class:`Runtime` and call the planes through it. It validates
+the model gateway's configuration, opens the store (migrating it if needed), declares the
+pipelines (the reference ones, those named
 in ``SLUICE_PIPELINE_MODULES`` and those of installed packages' ``sluice.pipelines``
 entry points), and plugs the review plane into the execution plane's review gate.
 
@@ -19,7 +20,7 @@ from types import TracebackType
 from sluice.config import Settings
 from sluice.errors import ConfigError
 from sluice.execution import Pipeline, Worker, get_pipeline, registered_pipelines, set_review_desk
-from sluice.models import ModelRegistry
+from sluice.models import ModelRegistry, load_gateway_config
 from sluice.review import TaskDesk
 from sluice.store import Store, open_store
 
@@ -48,6 +49,9 @@ class Runtime:
         self.settings = settings
         _declare_pipelines(settings)
         set_review_desk(TaskDesk())
+        # Checked at start-up: a mistake in the models config stops every command and
+        # worker at once, with its path in the file, not at the first model call.
+        self.gateway_config = load_gateway_config(settings.models_config)
         self.store: Store = open_store(settings, migrate=migrate)
         self.models = ModelRegistry(self.store)
 

@@ -149,4 +149,8 @@ def test_demo_json_report_has_the_promised_figures(
     assert audits and all("label" not in t["proposal"] for t in audits)
     assert len(audits) == len({t["stratum"] for t in audits})
     models = json.loads(cli("models", "list", "--json").stdout)
-    assert [(m["name"], m["stage"]) for m in models] == [("support-intent", "production")]
+    # The trained classifier, and the encoder the gateway served, catalogued on first use.
+    assert [(m["name"], m["kind"], m["stage"]) for m in models] == [
+        ("minilm-l6-int8", "encoder", "production"),
+        ("support-intent", "classifier", "production"),
+    ]

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from sluice.errors import TrainingError
+from sluice.errors import PromotionError, TrainingError
 from sluice.execution import get_item
 from sluice.models import Correction, read_labelled_csv, retrain_with_corrections
 from sluice.pipelines.support_triage import MODEL_NAME, message_text, sample_path
@@ -79,6 +79,20 @@ def test_a_candidate_learns_from_corrections_and_carries_its_evaluation(
     for figure in ("accuracy", "macro_f1", "automation"):
         assert 0 <= evaluation["candidate"][figure] <= 1
     assert evaluation["candidate"] == dict(result.candidate_evaluation)
+
+    # The same comparison is recorded as its promotion evaluation: promote may follow.
+    gate = result.evaluation
+    assert gate is not None and gate.baseline_version == intent_model.version
+    assert gate.metrics["candidate"] == dict(result.candidate_evaluation)
+    assert runtime.models.evaluations(MODEL_NAME, candidate.version) == [gate]
+    if gate.passed:
+        promoted = runtime.models.promote(
+            MODEL_NAME, candidate.version, to="canary", actor="cli:ana"
+        )
+        assert promoted.stage == "canary"
+    else:
+        with pytest.raises(PromotionError, match="did not pass the gate"):
+            runtime.models.promote(MODEL_NAME, candidate.version, to="canary", actor="cli:ana")
 
 
 def test_corrections_in_the_held_out_set_are_left_out(runtime: Any, intent_model: Any) -> None:

@@ -77,7 +77,7 @@ def test_demo_triages_the_sample_with_calibrated_precision(runtime: Any, intent_
     assert report.failed == 0
     assert 0.4 < report.automation_rate < 1.0
     assert report.auto_precision is not None and report.auto_precision >= 0.95
-    assert set(report.latency_ms) == {"classify", "prioritize", "gate", "action"}
+    assert set(report.latency_ms) == {"classify", "prioritize", "draft_reply", "gate", "action"}
 
     (task, *_) = list_tasks(runtime.store)
     assert task.proposal["confidence"] < task.proposal["threshold"]
@@ -91,6 +91,10 @@ def test_demo_triages_the_sample_with_calibrated_precision(runtime: Any, intent_
         intent_model.version,
     )
     assert classify["output"]["encoder"] == intent_model.card["encoder"]
+    (call,) = classify["model_calls"]
+    assert (call["endpoint"], call["version"], call["tier"]) == ("support-intent", "1", 0)
+    draft = next(s for s in item["steps"] if s["step"] == "draft_reply")
+    assert draft["output"] == {"draft": None, "skipped": "no 'support-reply' route is configured"}
 
 
 def test_sample_events_are_valid_cloudevents_and_labels_stay_aside() -> None:

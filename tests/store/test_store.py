@@ -9,6 +9,7 @@ from sqlalchemy import Column, MetaData, Table, select, text
 
 import sluice.execution.tables
 import sluice.governance.tables
+import sluice.models.gateway_tables
 import sluice.models.tables
 import sluice.review.tables  # noqa: F401
 from sluice.config import Settings

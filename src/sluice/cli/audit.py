@@ -229,6 +229,26 @@ def lineage(
             "yes" if s["intact"] else "[bold red]NO[/]",
         )
     console.print(table)
+    for s in record["steps"]:
+        for call in s.get("model_calls") or []:
+            route = [f"tier {call['tier']}"]
+            if call.get("canary"):
+                route.append("canary")
+            if call.get("fallbacks"):
+                route.append(f"after {', '.join(call['fallbacks'])} failed")
+            if call.get("escalated_from"):
+                route.append(f"escalated from {', '.join(call['escalated_from'])}")
+            console.print(
+                f"  {s['step']}: {call['endpoint']} {call['model']}@{call['version']} "
+                f"({'; '.join(route)}), cache {call['cache']}, "
+                f"{call['latency_ms']:.1f} ms, cost {call['cost']:.6f}"
+                + (
+                    f", tokens {call['input_tokens']}/{call['output_tokens']}"
+                    if call.get("input_tokens") or call.get("output_tokens")
+                    else ""
+                )
+            )
+    console.print(f"model cost of this item: {record['cost']['models']:.6f}")
     for r in record["reviews"]:
         if "decided" in r:
             console.print(

@@ -1,9 +1,9 @@
-"""Commands for the model registry: train and list."""
+"""Commands for the model registry: train, list, show, evaluate, promote, roll back."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any, Literal
 
 import typer
 from rich.table import Table
@@ -21,9 +21,20 @@ from sluice.cli._common import (
 __all__ = ["app"]
 
 app = typer.Typer(
-    help="Versioned models: train, retrain from reviewers' corrections, list.",
+    help=(
+        "Versioned models: train, retrain from reviewers' corrections, list, show; "
+        "evaluate, promote (canary, production), retire and roll back."
+    ),
     no_args_is_help=True,
 )
+
+_STAGE_STYLE = {
+    "production": "bold green",
+    "canary": "yellow",
+    "candidate": "",
+    "retired": "dim",
+}
+_SERVING = ("production", "canary")
 
 
 @app.command("train")
@@ -88,20 +99,29 @@ def list_models(
     name: Annotated[str | None, typer.Option(help="Only this model.")] = None,
     as_json: bool = JsonOption,
 ) -> None:
-    """List registered model versions, newest first."""
+    """List registered model versions, newest first.
+
+    The stage says which versions serve: the production version of each name and, when
+    one is set, its canary (which takes the gateway's canary share of calls). Catalogued
+    models (served, as the models config declares them) show their endpoint.
+    """
     with runtime() as rt:
         records = rt.models.list(name)
     if as_json:
         emit_json([r.to_dict() for r in records])
         return
-    table = Table("model", "stage", "kind", "trained on", "cv accuracy", "sha256", "created")
+    table = Table("model", "stage", "kind")
+    table.add_column("source", overflow="fold")  # a long endpoint wraps, whole
+    for column in ("cv accuracy", "sha256", "created"):
+        table.add_column(column)
     for r in records:
+        metrics = r.card.get("metrics")
         table.add_row(
             f"{r.name}@{r.version}",
-            r.stage,
+            f"[{_STAGE_STYLE[r.stage]}]{r.stage}[/]" if _STAGE_STYLE.get(r.stage) else r.stage,
             r.kind,
-            f"{r.card.get('training_rows', '?')} rows",
-            f"{r.card.get('metrics', {}).get('cv_accuracy', 0):.1%}",
+            r.endpoint or f"trained on {r.card.get('training_rows', '?')} rows",
+            _pct(metrics.get("cv_accuracy")) if isinstance(metrics, dict) else "-",
             r.sha256[:12],
             f"{r.created_at:%Y-%m-%d %H:%M}",
         )
@@ -127,8 +147,9 @@ def retrain(
     """Train a candidate on the training data plus every reviewer's labelled decision.
 
     Both the candidate and the production version are evaluated on the held-out set;
-    the candidate is registered with that evaluation and is never promoted by this
-    command. Corrections whose text is in the held-out set are left out of training.
+    the candidate is registered with that evaluation, which is also recorded as its
+    promotion evaluation (the gate of `sluice models evaluate`). It is never promoted by
+    this command. Corrections whose text is in the held-out set are left out of training.
     """
     from sluice.execution import get_item
     from sluice.models import Correction, read_labelled_csv, retrain_with_corrections
@@ -180,8 +201,291 @@ def retrain(
         )
     )
     console.print(table)
-    console.print("It is not promoted: compare, replay (`sluice replay --model`), then decide.")
+    if result.evaluation is not None:
+        _print_gate(result.evaluation)
+    console.print(
+        "It is not promoted: compare, replay (`sluice replay --model`), then decide with "
+        f"`sluice models promote {name} {result.candidate.version} [--to canary]`."
+    )
 
 
 def _fmt(value: object) -> str:
     return f"{value:.3f}" if isinstance(value, float) else "-"
+
+
+def _pct(value: object) -> str:
+    return f"{value:.1%}" if isinstance(value, float) else "-"
+
+
+@app.command("show")
+@handle_errors
+def show(
+    name: Annotated[str, typer.Argument(help="Model name.")],
+    version: Annotated[
+        str | None, typer.Argument(help="Version (default: the production version).")
+    ] = None,
+    as_json: bool = JsonOption,
+) -> None:
+    """Show a version: its record, card, stage history and evaluations.
+
+    Without VERSION it shows the production version, and the stage history of every
+    version of NAME (what a rollback reads); with VERSION, that version's history.
+    """
+    with runtime() as rt:
+        record = rt.models.get(name, version)
+        history = rt.models.history(name)
+        evaluations = rt.models.evaluations(name, record.version)
+        serving = {r.stage: r.version for r in rt.models.list(name) if r.stage in _SERVING}
+    if version is not None:
+        history = [h for h in history if h.version == version]
+    if as_json:
+        emit_json(
+            {
+                "model": record.to_dict(),
+                "serving": {stage: serving.get(stage) for stage in _SERVING},
+                "history": [h.to_dict() for h in history],
+                "evaluations": [e.to_dict() for e in evaluations],
+            }
+        )
+        return
+    card = record.card
+    console.print(
+        f"[bold]{record.name}@{record.version}[/] {record.kind}, "
+        f"[{_STAGE_STYLE.get(record.stage) or 'default'}]{record.stage}[/], "
+        f"{'catalogued' if record.catalogued else 'registered'} by "
+        f"{record.created_by} on {record.created_at:%Y-%m-%d %H:%M} UTC, sha256 "
+        f"{record.sha256[:12]}"
+    )
+    console.print(
+        "serving: production "
+        + (f"{name}@{serving['production']}" if "production" in serving else "none")
+        + ", canary "
+        + (f"{name}@{serving['canary']}" if "canary" in serving else "none")
+    )
+    for line in _card_summary(card):
+        console.print(f"  {line}")
+    table = Table(title="stage history")
+    for column in ("#", "version", "from", "to", "by", "evaluation", "when (UTC)"):
+        table.add_column(column, no_wrap=True)
+    table.add_column("reason")
+    for h in history:
+        table.add_row(
+            str(h.id),
+            h.version,
+            h.from_stage or "-",
+            h.to_stage,
+            h.actor,
+            h.evaluation_id or "",
+            f"{h.changed_at:%Y-%m-%d %H:%M}",
+            h.reason or "",
+        )
+    console.print(table)
+    if record.catalogued:
+        console.print(
+            "catalogued: the models config decides which version serves; it is not "
+            "evaluated or promoted (retire a version to refuse it)"
+        )
+    elif not evaluations:
+        console.print(
+            f"no evaluation of {name}@{record.version}; run `sluice models evaluate "
+            f"{name} {record.version}`"
+        )
+    for e in evaluations:
+        gate = e.metrics.get("gate", {})
+        console.print(
+            f"{e.id} against {_baseline(name, e.baseline_version)} by {e.created_by} on "
+            f"{e.created_at:%Y-%m-%d %H:%M}: "
+            + ("[green]passed[/]" if e.passed else "[red]did not pass[/]")
+            + (f" - {gate['why']}" if gate.get("why") else "")
+        )
+
+
+@app.command("evaluate")
+@handle_errors
+def evaluate(
+    name: Annotated[str, typer.Argument(help="Model name.")],
+    version: Annotated[str, typer.Argument(help="The candidate or canary version.")],
+    holdout: Annotated[
+        Path | None,
+        typer.Option(
+            help="Held-out CSV text,category both versions are scored on "
+            "(default: the shipped support sample's test set)."
+        ),
+    ] = None,
+    as_json: bool = JsonOption,
+) -> None:
+    """Evaluate a version against the production version and record the result.
+
+    The gate: production's automation rate is the share of held-out items at or above
+    its calibrated threshold; the candidate's most confident items at that same rate
+    must be labelled right at least as often as production's (minus
+    SLUICE_PROMOTION_PRECISION_TOLERANCE). Promotion needs a passing evaluation against
+    the current production version. With no production version it passes at once.
+    """
+    from sluice.governance import authorize
+    from sluice.models import evaluate_for_promotion, read_labelled_csv
+    from sluice.pipelines.support_triage import sample_path
+
+    me = local_principal()
+    data = read_labelled_csv(holdout or sample_path("test.csv"))
+    with runtime() as rt:
+        authorize(rt.store, me, "models:train")
+        record = evaluate_for_promotion(
+            rt.settings, rt.models, name, version, data, created_by=me.actor
+        )
+    if as_json:
+        emit_json(record.to_dict())
+        return
+    metrics = record.metrics
+    prod, cand = metrics.get("production") or {}, metrics["candidate"]
+    table = Table("held-out figure", _baseline(name, record.baseline_version), f"{name}@{version}")
+    for key, label in (
+        ("accuracy", "accuracy"),
+        ("macro_f1", "macro-F1"),
+        ("automation", "automation at its own gate"),
+        ("auto_precision", "precision of auto-handled"),
+    ):
+        table.add_row(label, _fmt(prod.get(key)), _fmt(cand.get(key)))
+    console.print(f"{record.id}: {name}@{version} on {metrics['holdout_rows']} held-out rows")
+    console.print(table)
+    _print_gate(record)
+    if record.passed:
+        console.print(f"promote with `sluice models promote {name} {version} [--to canary]`")
+
+
+@app.command("promote")
+@handle_errors
+def promote(
+    name: Annotated[str, typer.Argument(help="Model name.")],
+    version: Annotated[str, typer.Argument(help="The version to promote.")],
+    to: Annotated[
+        Literal["canary", "production"],
+        typer.Option(help="canary: takes the gateway's canary share; production: serves all."),
+    ] = "production",
+    reason: Annotated[str | None, typer.Option(help="Why (kept in the history).")] = None,
+    as_json: bool = JsonOption,
+) -> None:
+    """Promote a candidate to canary or production, or a canary to production.
+
+    Needs a passing evaluation of VERSION against the current production version
+    (`sluice models evaluate NAME VERSION`). The production version it replaces is
+    retired; so is the canary it replaces. Gateways pick the change up within
+    SLUICE_MODEL_REFRESH_SECONDS.
+    """
+    from sluice.governance import authorize
+
+    me = local_principal()
+    with runtime() as rt:
+        authorize(rt.store, me, "models:promote")
+        record = rt.models.promote(name, version, to=to, actor=me.actor, reason=reason)
+    if as_json:
+        emit_json(record.to_dict())
+        return
+    console.print(f"{record.name}@{record.version} is now {record.stage}")
+
+
+@app.command("rollback")
+@handle_errors
+def rollback(
+    name: Annotated[str, typer.Argument(help="Model name.")],
+    reason: Annotated[str | None, typer.Option(help="Why (kept in the history).")] = None,
+    as_json: bool = JsonOption,
+) -> None:
+    """Retire the production version and restore the one that served before it.
+
+    The version restored comes from the stage history (`sluice models show NAME`);
+    rolling back again walks further back. No evaluation is needed: it served before.
+    """
+    from sluice.errors import ModelNotFoundError
+    from sluice.governance import authorize
+
+    me = local_principal()
+    with runtime() as rt:
+        authorize(rt.store, me, "models:promote")
+        try:
+            before = rt.models.production(name)
+        except ModelNotFoundError:
+            before = None  # the rollback itself says why there is nothing to roll back
+        record = rt.models.rollback(name, actor=me.actor, reason=reason)
+    if as_json:
+        emit_json({"retired": before and before.to_dict(), "production": record.to_dict()})
+        return
+    console.print(
+        f"{name}@{before and before.version} is retired; {record.name}@{record.version} is "
+        "production again"
+    )
+
+
+@app.command("retire")
+@handle_errors
+def retire(
+    name: Annotated[str, typer.Argument(help="Model name.")],
+    version: Annotated[str, typer.Argument(help="The candidate or canary version to retire.")],
+    reason: Annotated[str | None, typer.Option(help="Why (kept in the history).")] = None,
+    as_json: bool = JsonOption,
+) -> None:
+    """Retire a candidate or canary (e.g. stop a canary). Production cannot be retired.
+
+    A retired version comes back only through `sluice models rollback`. A catalogued
+    model (served, as the models config declares it) can be retired at any stage: it
+    stays retired, and processes that declare that version refuse it.
+    """
+    from sluice.governance import authorize
+
+    me = local_principal()
+    with runtime() as rt:
+        authorize(rt.store, me, "models:promote")
+        record = rt.models.retire(name, version, actor=me.actor, reason=reason)
+    if as_json:
+        emit_json(record.to_dict())
+        return
+    console.print(f"{record.name}@{record.version} is retired")
+    if record.catalogued:
+        console.print(
+            "processes that declare this version in the models config will refuse it: "
+            f"declare another version of {record.name} there"
+        )
+
+
+def _baseline(name: str, version: str | None) -> str:
+    return f"{name}@{version}" if version else "no production"
+
+
+def _card_summary(card: Any) -> list[str]:
+    """A few lines of a classifier's card (catalogued models: endpoint; others: keys)."""
+    if card.get("catalogued"):
+        rest = sorted(k for k in card if k not in ("endpoint", "catalogued"))
+        return [
+            f"served at {card.get('endpoint', '?')} (catalogued: no artifact in the registry)",
+            "card: " + (", ".join(rest) if rest else "nothing else"),
+        ]
+    metrics, gate = card.get("metrics", {}), card.get("gate", {})
+    lines = []
+    if "training_rows" in card:
+        lines.append(
+            f"trained on {card['training_rows']} rows of {card.get('training_data', '?')} "
+            f"(sha256 {str(card.get('training_sha256', ''))[:12]}), encoder "
+            f"{card.get('encoder', '?')}"
+        )
+    if metrics:
+        lines.append(
+            f"cross-validated accuracy {_fmt(metrics.get('cv_accuracy'))}, macro-F1 "
+            f"{_fmt(metrics.get('cv_macro_f1'))}"
+        )
+    if gate:
+        lines.append(
+            f"gate threshold {_fmt(gate.get('threshold'))} automates "
+            f"{_pct(gate.get('cv_automation'))} (cross-validated) at "
+            f"{_pct(gate.get('target_precision'))} precision"
+        )
+    if "corrections" in card:
+        lines.append(f"with {card['corrections'].get('count')} reviewer correction(s)")
+    if not lines:
+        lines.append("card: " + ", ".join(sorted(card)) if card else "card: empty")
+    return lines
+
+
+def _print_gate(record: Any) -> None:
+    gate = record.metrics.get("gate", {})
+    verdict = "[green]passes[/]" if record.passed else "[red]does not pass[/]"
+    console.print(f"promotion gate {verdict}: {gate.get('why', '')}", highlight=False)

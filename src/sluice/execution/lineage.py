@@ -98,6 +98,7 @@ def item_lineage(store: Store, item_id: str) -> dict[str, Any]:
                     else None
                 ),
                 "cost": row["cost"],
+                "model_calls": row["model_calls"] or [],
                 "input_hash": row["input_hash"],
                 "output": row["output"],
                 "error_type": row["error_type"],
@@ -160,6 +161,11 @@ def item_lineage(store: Store, item_id: str) -> dict[str, Any]:
         },
         "event": event | {"audit": _ref(created), "intact": event_ok},
         "steps": steps,
+        "cost": {
+            "models": round(
+                sum(s["cost"] for s in steps if s["status"] in ("completed", "duplicate")), 8
+            ),
+        },
         "reviews": reviews,
         "action": final,
         "audit": [

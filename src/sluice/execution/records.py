@@ -79,6 +79,7 @@ class StepRecord:
     model_name: str | None = None
     model_version: str | None = None
     cost: float = 0.0
+    model_calls: list[Mapping[str, Any]] | None = None
     error_type: str | None = None
     error: str | None = None
     executor_id: str | None = None
@@ -91,6 +92,9 @@ _RUN_FIELDS = (
     *(f.name for f in fields(StepRecord)),
 )
 
+
+#: Columns added after the first release: absent from the digest when empty.
+_OPTIONAL_RUN_FIELDS = frozenset({"model_calls"})
 
 #: What of an item's event its ``item.created`` audit digest covers.
 EVENT_FIELDS = (
@@ -117,7 +121,15 @@ def run_digest(run: Mapping[str, Any]) -> str:
     Computed from the values written and, later, from the row as read back: the same
     digest means the lineage row is unchanged.
     """
-    return digest({k: _plain(run[k]) for k in _RUN_FIELDS})
+    # Step runs written before the gateway existed have no model calls, and their
+    # audit entries were computed without the key: leave it out when it is empty.
+    return digest(
+        {
+            k: _plain(run[k])
+            for k in _RUN_FIELDS
+            if not (k in _OPTIONAL_RUN_FIELDS and run.get(k) is None)
+        }
+    )
 
 
 def _plain(value: Any) -> Any:

@@ -172,31 +172,40 @@ def replay_items(
     pipeline.check()
     pinned = settings.model_copy(update={"model_pins": {**settings.model_pins, **pins}})
     ctx = pipeline.load_resources(pinned, store)
-    transitions: Counter[str] = Counter()
-    agreement = {"original": 0, "replay": 0, "reviewed": 0, "replay_auto_correct": 0}
-    ordered = [views[i] for i in item_ids]
-    for start in range(0, len(ordered), _CHUNK):
-        chunk = ordered[start : start + _CHUNK]
-        for old, new_view in zip(chunk, _run_pipeline(pipeline, ctx, chunk), strict=True):
-            original = _original(rows[old.id], old, actions.get(old.id))
-            decision, action = _decide(pipeline, ctx, new_view)
-            change = _compare(original, decision)
-            transitions[change] += 1
-            human = original["human_label"]
-            if human is not None and original["human_outcome"] != "reject":
-                agreement["reviewed"] += 1
-                agreement["original"] += original["proposal_label"] == human
-                agreement["replay"] += decision["proposal_label"] == human
-                agreement["replay_auto_correct"] += (
-                    decision["verdict"] == "auto" and decision["label"] == human
+    try:
+        transitions: Counter[str] = Counter()
+        agreement = {"original": 0, "replay": 0, "reviewed": 0, "replay_auto_correct": 0}
+        ordered = [views[i] for i in item_ids]
+        for start in range(0, len(ordered), _CHUNK):
+            chunk = ordered[start : start + _CHUNK]
+            for old, new_view in zip(chunk, _run_pipeline(pipeline, ctx, chunk), strict=True):
+                original = _original(rows[old.id], old, actions.get(old.id))
+                decision, action = _decide(pipeline, ctx, new_view)
+                change = _compare(original, decision)
+                transitions[change] += 1
+                human = original["human_label"]
+                if human is not None and original["human_outcome"] != "reject":
+                    agreement["reviewed"] += 1
+                    agreement["original"] += original["proposal_label"] == human
+                    agreement["replay"] += decision["proposal_label"] == human
+                    agreement["replay_auto_correct"] += (
+                        decision["verdict"] == "auto" and decision["label"] == human
+                    )
+                report.items.append(
+                    {"item_id": old.id, "change": change, "original": original, "replay": decision}
                 )
-            report.items.append(
-                {"item_id": old.id, "change": change, "original": original, "replay": decision}
-            )
-            if action is not None:
-                report.dry_run_outbox.append(
-                    {"item_id": old.id, "action": action.action, "payload": dict(action.payload)}
-                )
+                if action is not None:
+                    report.dry_run_outbox.append(
+                        {
+                            "item_id": old.id,
+                            "action": action.action,
+                            "payload": dict(action.payload),
+                        }
+                    )
+    finally:
+        close = getattr(ctx.resources, "close", None)
+        if callable(close):
+            close()
     changed = sum(n for k, n in transitions.items() if k != "unchanged")
     report.summary = {
         "items": len(report.items),

@@ -209,6 +209,7 @@ def _attempt(
                 model_name=out.model_name,
                 model_version=out.model_version,
                 cost=out.cost,
+                model_calls=[dict(c) for c in out.model_calls] or None,
             )
             for item, out in zip(items, outputs, strict=True)
         ]

@@ -91,6 +91,9 @@ step_runs = Table(
     Column("model_name", String(200)),
     Column("model_version", String(100)),
     Column("cost", Float, nullable=False, server_default=text("0")),
+    # The model gateway's call records for this item (endpoint, version, route decision,
+    # tokens, cost, cache): see sluice.models.CallRecord.
+    Column("model_calls", JSONType),
     Column("error_type", String(100)),
     Column("error", Text),
     Column("executor_id", String(200)),

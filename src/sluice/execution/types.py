@@ -63,12 +63,16 @@ class StepOutput:
         model_name: The model that produced it, if any (recorded in the step's lineage).
         model_version: That model's version.
         cost: Cost of producing it, in the configured currency (0 for local models).
+        model_calls: The model gateway's call records for this item, as JSON
+            (``CallRecord.to_dict()``): endpoint, version, route decision, tokens, cost,
+            cache. They are stored with the step run and covered by its audit digest.
     """
 
     value: Mapping[str, JSON]
     model_name: str | None = None
     model_version: str | None = None
     cost: float = 0.0
+    model_calls: tuple[Mapping[str, JSON], ...] = ()
 
 
 @dataclass(frozen=True)

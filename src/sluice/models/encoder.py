@@ -72,6 +72,7 @@ class Encoder:
         max_length: int = 128,
     ) -> None:
         self.version = version
+        self.model_path = model_path
         self.model_sha256 = sha256_file(model_path)
         self.processes = processes
         self._args = (str(model_path), str(tokenizer_path), max_length)

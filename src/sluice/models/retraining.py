@@ -4,8 +4,10 @@ Every human decision with a label (a correction, an approval, a graded audit) is
 labelled example with provenance: which decision, which reviewer, which item. A retrain
 trains a candidate on the original training data plus those examples, evaluates it and
 the production version on the same held-out set, and registers the candidate - as a
-*candidate*, with its evaluation in its card. It never promotes itself; promotion is a
-person's decision (``sluice models promote``, with the model-plane issue).
+*candidate*, with its evaluation in its card. The same comparison is recorded as the
+candidate's promotion evaluation (:func:`~sluice.models.evaluation.evaluate_for_promotion`),
+so ``sluice models promote`` can follow at once when it passed. It never promotes
+itself; promotion is a person's decision.
 
 Examples whose text is also in the held-out set are left out of training: they would
 make the evaluation look better than it is.
@@ -28,8 +30,9 @@ from typing import Any
 from sluice.config import Settings
 from sluice.errors import TrainingError
 from sluice.models.classifier import LinearHead
-from sluice.models.encoder import Encoder, load_encoder
-from sluice.models.registry import ModelRecord, ModelRegistry
+from sluice.models.encoder import load_encoder
+from sluice.models.evaluation import evaluate_for_promotion, evaluate_head
+from sluice.models.registry import EvaluationRecord, ModelRecord, ModelRegistry
 from sluice.models.training import (
     Calibration,
     LabelledData,
@@ -51,13 +54,24 @@ class Correction:
 
 @dataclass(frozen=True)
 class RetrainResult:
-    """The candidate, both evaluations, and which corrections were used."""
+    """The candidate, both evaluations, and which corrections were used.
+
+    Attributes:
+        candidate: The registered candidate.
+        candidate_evaluation: Its figures on the held-out set.
+        production_evaluation: The production version's, or None without one.
+        corrections_used: Corrections added to the training data.
+        corrections_left_out: Corrections left out (their text is held out).
+        evaluation: The recorded promotion evaluation (None when the "candidate" is an
+            identical version that is already production).
+    """
 
     candidate: ModelRecord
     candidate_evaluation: Mapping[str, Any]
     production_evaluation: Mapping[str, Any] | None
     corrections_used: int
     corrections_left_out: int
+    evaluation: EvaluationRecord | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe form."""
@@ -69,40 +83,8 @@ class RetrainResult:
             ),
             "corrections_used": self.corrections_used,
             "corrections_left_out": self.corrections_left_out,
+            "evaluation": self.evaluation.to_dict() if self.evaluation else None,
         }
-
-
-def evaluate_head(
-    encoder: Encoder,
-    head: LinearHead,
-    calibration: Calibration,
-    holdout: LabelledData,
-    *,
-    target_precision: float,
-    embeddings: Any = None,
-) -> dict[str, Any]:
-    """Accuracy, macro-F1, and automation and precision at the model's own gate."""
-    from sklearn.metrics import f1_score
-
-    vectors = encoder.encode(holdout.texts) if embeddings is None else embeddings
-    predictions = head.predict(vectors, top=1)
-    labels = [p.label for p in predictions]
-    confidence = [p.confidence for p in predictions]
-    threshold = calibration.threshold(target_precision)
-    auto = [i for i, c in enumerate(confidence) if c >= threshold]
-    right = [labels[i] == holdout.labels[i] for i in auto]
-    return {
-        "holdout": holdout.origin,
-        "holdout_sha256": holdout.sha256,
-        "holdout_rows": len(holdout.texts),
-        "accuracy": round(
-            sum(a == b for a, b in zip(labels, holdout.labels, strict=True)) / len(labels), 4
-        ),
-        "macro_f1": round(float(f1_score(holdout.labels, labels, average="macro")), 4),
-        "threshold": threshold,
-        "automation": round(len(auto) / len(labels), 4),
-        "auto_precision": round(sum(right) / len(right), 4) if right else None,
-    }
 
 
 def retrain_with_corrections(
@@ -115,7 +97,16 @@ def retrain_with_corrections(
     *,
     created_by: str = "local-admin",
 ) -> RetrainResult:
-    """Train, evaluate and register a candidate (module docs).
+    """Train, evaluate and register a candidate, and record its promotion evaluation.
+
+    Args:
+        settings: Runtime settings.
+        registry: Where the candidate is registered and evaluated.
+        name: Model name.
+        base: The original training data.
+        corrections: Labelled examples from reviewers' decisions.
+        holdout: Held-out set both versions are evaluated on.
+        created_by: Who retrains (recorded as author and evaluator).
 
     Raises:
         TrainingError: No usable correction, or a label the base data does not know.
@@ -195,6 +186,18 @@ def retrain_with_corrections(
     )
     if not evaluation:  # an identical candidate existed: take its recorded evaluation
         evaluation.update(dict(candidate.card.get("evaluation", {}).get("candidate", {})))
+    gate = None
+    if candidate.stage != "production":
+        gate = evaluate_for_promotion(
+            settings,
+            registry,
+            name,
+            candidate.version,
+            holdout,
+            encoder=encoder,
+            embeddings=holdout_vectors,
+            created_by=created_by,
+        )
     return RetrainResult(
-        candidate, evaluation, production, len(usable), len(corrections) - len(usable)
+        candidate, evaluation, production, len(usable), len(corrections) - len(usable), gate
     )

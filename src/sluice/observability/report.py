@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from sluice.execution import item_outcomes, step_latencies
+from sluice.execution import item_outcomes, model_costs, step_latencies
 from sluice.store import Store
 
 __all__ = ["RunReport", "build_run_report", "percentiles"]
@@ -51,6 +51,8 @@ class RunReport:
             (queue wait included).
         wall_seconds: Wall time of the run as measured by the caller.
         throughput_per_s: ``processed / wall_seconds``.
+        model_cost: What the models cost for the run, in the price table's currency:
+            ``total``, ``per_item`` (over processed items) and ``by_model``.
     """
 
     pipeline: str
@@ -68,6 +70,7 @@ class RunReport:
     end_to_end_ms: dict[str, float] = field(default_factory=dict)
     wall_seconds: float = 0.0
     throughput_per_s: float = 0.0
+    model_cost: dict[str, Any] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -113,6 +116,8 @@ def build_run_report(
         correct = sum(r["result"]["label"] == truth[r["event_id"]] for r in judged)
         precision = round(correct / len(judged), 4) if judged else None
     latencies = step_latencies(store, source=source)
+    costs = model_costs(store, source=source)
+    total_cost = sum(costs.values())
     end_to_end = [
         (r["completed_at"] - r["created_at"]).total_seconds() * 1000
         for r in auto
@@ -143,4 +148,9 @@ def build_run_report(
         end_to_end_ms=percentiles(end_to_end),
         wall_seconds=round(wall_seconds, 3),
         throughput_per_s=round(processed / wall_seconds, 2) if wall_seconds > 0 else 0.0,
+        model_cost={
+            "total": round(total_cost, 8),
+            "per_item": round(total_cost / processed, 8) if processed else 0.0,
+            "by_model": {k: round(v, 8) for k, v in sorted(costs.items())},
+        },
     )
