@@ -55,10 +55,28 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from sqlalchemy import Connection, func, select, text, update
+from sqlalchemy import func, select
 
-from sluice.errors import ModelError, ModelIntegrityError, ModelNotFoundError, PromotionError
+from sluice.errors import ModelError, ModelIntegrityError, PromotionError
 from sluice.governance import AuditEvent, append
+from sluice.models._stage_rules import (
+    COLUMNS,
+    DECLARED,
+    evaluations_of,
+    holder,
+    lock_name,
+    not_found,
+    passing_evaluation,
+    previous_production,
+    production_row,
+    retired_by_config,
+    same_declaration,
+    served_not_promoted,
+    served_versions,
+    set_stage,
+    stages_of,
+    version_row,
+)
 from sluice.models.records import (
     EvaluationRecord,
     ModelRecord,
@@ -66,7 +84,6 @@ from sluice.models.records import (
     Serving,
     Stage,
     StageChange,
-    evaluation_from_row,
     record_from_row,
     stage_change_from_row,
 )
@@ -82,32 +99,6 @@ __all__ = [
     "Stage",
     "StageChange",
 ]
-
-# Arbitrary constant mixed into the PostgreSQL advisory lock of a model name.
-_NAME_LOCK_SALT = b"sluice.models.registry:"
-
-_COLUMNS = [c for c in model_versions.c if c.name != "artifact"]
-
-# Reason of the stage changes made by catalogue(); a retirement whose reason ends with it
-# was the config's doing (and is undone when the config declares the version again).
-_DECLARED = "declared in the models config"
-
-
-def _served_not_promoted(name: str, refused: str) -> PromotionError:
-    return PromotionError(
-        f"{refused}: {name} is catalogued, served as declared in the models config, and "
-        "the config, not promotion or rollback, decides which version serves",
-        hint=f"declare the version of {name} to serve in the models config; it becomes "
-        "production when a process starts with it",
-    )
-
-
-def _not_found(name: str, version: str | None) -> ModelNotFoundError:
-    what = f"{name}@{version}" if version else f"a production version of {name!r}"
-    return ModelNotFoundError(
-        f"no model {what} in the registry",
-        hint="list models with `sluice models list`; train one with `sluice models train`",
-    )
 
 
 class ModelRegistry:
@@ -147,15 +138,15 @@ class ModelRegistry:
         """
         digest = hashlib.sha256(artifact).hexdigest()
         with self.store.begin() as conn:
-            stages = self._lock(conn, name)
-            if stages and self._served(conn, name):
+            stages = lock_name(conn, name)
+            if stages and served_versions(conn, name):
                 raise ModelError(
                     f"cannot register a trained version of {name}: {name} is served, as "
                     "declared in the models config",
                     hint="register the trained model under a name of its own",
                 )
             next_version = str(max((int(v) for v in stages if v.isdigit()), default=0) + 1)
-            production = _holder(stages, "production")
+            production = holder(stages, "production")
             first = promote is None and production is None  # the first version serves at once
             stage: Stage = "production" if (promote or first) else "candidate"
             conn.execute(
@@ -181,7 +172,7 @@ class ModelRegistry:
             ]
             if stage == "production" and production is not None:
                 events.append(
-                    self._set_stage(
+                    set_stage(
                         conn,
                         name,
                         production,
@@ -192,7 +183,7 @@ class ModelRegistry:
                     )
                 )
             events.append(
-                self._set_stage(
+                set_stage(
                     conn, name, next_version, None, stage, actor=created_by, reason="registered"
                 )
             )
@@ -253,13 +244,13 @@ class ModelRegistry:
         if len(sha256) != 64 or any(c not in "0123456789abcdef" for c in sha256):
             raise ModelError(f"cannot catalogue {what}: sha256 {sha256!r} is not 64 hex digits")
         with self.store.read() as conn:
-            row = self._row(conn, name, version)
-            restore = row is not None and self._retired_by_config(conn, name, version, row)
+            row = version_row(conn, name, version)
+            restore = row is not None and retired_by_config(conn, name, version, row)
         if row is not None and not restore:
-            return _same_declaration(record_from_row(row), sha256, endpoint)
+            return same_declaration(record_from_row(row), sha256, endpoint)
         with self.store.begin() as conn:
-            stages = self._lock(conn, name)
-            stored = set(stages) - self._served(conn, name)
+            stages = lock_name(conn, name)
+            stored = set(stages) - served_versions(conn, name)
             if stored:
                 raise ModelError(
                     f"cannot catalogue {what}: {name} holds trained versions stored in the "
@@ -267,10 +258,10 @@ class ModelRegistry:
                     hint="give the served model a name of its own in the models config",
                 )
             events = []
-            row = self._row(conn, name, version)  # again, under the lock
+            row = version_row(conn, name, version)  # again, under the lock
             if row is not None:
-                record = _same_declaration(record_from_row(row), sha256, endpoint)
-                if not self._retired_by_config(conn, name, version, row):
+                record = same_declaration(record_from_row(row), sha256, endpoint)
+                if not retired_by_config(conn, name, version, row):
                     return record  # another process catalogued it first, or a person retired it
             else:
                 conn.execute(
@@ -294,28 +285,28 @@ class ModelRegistry:
                         {"kind": kind, "sha256": sha256, "endpoint": endpoint},
                     )
                 )
-            production = _holder(stages, "production")
+            production = holder(stages, "production")
             if production is not None and production != version:
                 events.append(
-                    self._set_stage(
+                    set_stage(
                         conn,
                         name,
                         production,
                         "production",
                         "retired",
                         actor=actor,
-                        reason=f"superseded by {what}, {_DECLARED}",
+                        reason=f"superseded by {what}, {DECLARED}",
                     )
                 )
             events.append(
-                self._set_stage(
+                set_stage(
                     conn,
                     name,
                     version,
                     stages.get(version),
                     "production",
                     actor=actor,
-                    reason=_DECLARED,
+                    reason=DECLARED,
                 )
             )
             append(conn, events)
@@ -343,11 +334,11 @@ class ModelRegistry:
         """
         with self.store.read() as conn:
             if version is None:
-                row = self._production_row(conn, name)
+                row = production_row(conn, name)
             else:
-                row = self._row(conn, name, version)
+                row = version_row(conn, name, version)
         if row is None:
-            raise _not_found(name, version)
+            raise not_found(name, version)
         return record_from_row(row)
 
     def production(self, name: str) -> ModelRecord:
@@ -369,14 +360,14 @@ class ModelRegistry:
         """
         with self.store.read() as conn:
             rows = conn.execute(
-                select(*_COLUMNS).where(
+                select(*COLUMNS).where(
                     model_versions.c.name == name,
                     model_versions.c.stage.in_(("production", "canary")),
                 )
             ).all()
         by_stage = {row.stage: record_from_row(row) for row in rows}
         if "production" not in by_stage:
-            raise _not_found(name, None)
+            raise not_found(name, None)
         return Serving(by_stage["production"], by_stage.get("canary"))
 
     def stage_epoch(self) -> int:
@@ -401,9 +392,7 @@ class ModelRegistry:
 
     def list(self, name: str | None = None) -> list[ModelRecord]:
         """All versions (newest first), optionally of one name."""
-        query = select(*_COLUMNS).order_by(
-            model_versions.c.name, model_versions.c.created_at.desc()
-        )
+        query = select(*COLUMNS).order_by(model_versions.c.name, model_versions.c.created_at.desc())
         if name is not None:
             query = query.where(model_versions.c.name == name)
         with self.store.read() as conn:
@@ -502,10 +491,10 @@ class ModelRegistry:
             created_at=utcnow(),
         )
         with self.store.begin() as conn:
-            stages = self._stages(conn, name)
+            stages = stages_of(conn, name)
             for needed in (version, baseline_version):
                 if needed is not None and needed not in stages:
-                    raise _not_found(name, needed)
+                    raise not_found(name, needed)
             conn.execute(model_evaluations.insert().values(**record.__dict__))
             append(
                 conn,
@@ -528,7 +517,7 @@ class ModelRegistry:
     def evaluations(self, name: str, version: str | None = None) -> builtins.list[EvaluationRecord]:
         """Recorded evaluations of ``name`` (of one version if given), newest first."""
         with self.store.read() as conn:
-            return self._evaluations(conn, name, version)
+            return evaluations_of(conn, name, version)
 
     # -- stage changes -------------------------------------------------------------------
     def promote(
@@ -565,12 +554,12 @@ class ModelRegistry:
             )
         what = f"{name}@{version}"
         with self.store.begin() as conn:
-            stages = self._lock(conn, name)
+            stages = lock_name(conn, name)
             current = stages.get(version)
             if current is None:
-                raise _not_found(name, version)
-            if version in self._served(conn, name):
-                raise _served_not_promoted(
+                raise not_found(name, version)
+            if version in served_versions(conn, name):
+                raise served_not_promoted(
                     name, f"cannot promote {what} to {to} (it has no evaluation to promote on)"
                 )
             if current == to:
@@ -586,13 +575,13 @@ class ModelRegistry:
                     f"{what} is the production version; it cannot become a canary",
                     hint=f"`sluice models rollback {name}` restores the previous production",
                 )
-            production = _holder(stages, "production")
-            evaluation = self._passing_evaluation(conn, name, version, production, to)
+            production = holder(stages, "production")
+            evaluation = passing_evaluation(conn, name, version, production, to)
             events = []
-            replaced = production if to == "production" else _holder(stages, "canary")
+            replaced = production if to == "production" else holder(stages, "canary")
             if replaced is not None:
                 events.append(
-                    self._set_stage(
+                    set_stage(
                         conn,
                         name,
                         replaced,
@@ -605,7 +594,7 @@ class ModelRegistry:
                     )
                 )
             events.append(
-                self._set_stage(
+                set_stage(
                     conn,
                     name,
                     version,
@@ -640,16 +629,16 @@ class ModelRegistry:
         """
         note = f": {reason}" if reason else ""
         with self.store.begin() as conn:
-            stages = self._lock(conn, name)
-            current = _holder(stages, "production")
-            if stages and self._served(conn, name):
-                raise _served_not_promoted(name, f"cannot roll back {name}")
+            stages = lock_name(conn, name)
+            current = holder(stages, "production")
+            if stages and served_versions(conn, name):
+                raise served_not_promoted(name, f"cannot roll back {name}")
             if current is None:
                 raise PromotionError(
                     f"{name} has no production version to roll back",
                     hint="list versions with `sluice models list`",
                 )
-            previous = self._previous_production(conn, name, current)
+            previous = previous_production(conn, name, current)
             if previous is None or previous not in stages:
                 raise PromotionError(
                     f"no production version of {name} before {name}@{current} to roll back to",
@@ -657,7 +646,7 @@ class ModelRegistry:
                     f"{name} VERSION`, then `sluice models promote {name} VERSION`",
                 )
             events = [
-                self._set_stage(
+                set_stage(
                     conn,
                     name,
                     current,
@@ -666,7 +655,7 @@ class ModelRegistry:
                     actor=actor,
                     reason=f"rolled back to {name}@{previous}{note}",
                 ),
-                self._set_stage(
+                set_stage(
                     conn,
                     name,
                     previous,
@@ -703,13 +692,13 @@ class ModelRegistry:
         """
         what = f"{name}@{version}"
         with self.store.begin() as conn:
-            stages = self._lock(conn, name)
+            stages = lock_name(conn, name)
             current = stages.get(version)
             if current is None:
-                raise _not_found(name, version)
-            served = version in self._served(conn, name)
+                raise not_found(name, version)
+            served = version in served_versions(conn, name)
             if current == "retired" and not (
-                served and self._retired_by_config(conn, name, version, None)
+                served and retired_by_config(conn, name, version, None)
             ):
                 raise PromotionError(f"{what} is already retired: nothing to change")
             if current == "production" and not served:
@@ -718,232 +707,6 @@ class ModelRegistry:
                     hint=f"promote another version (`sluice models promote {name} VERSION`) "
                     f"or roll back (`sluice models rollback {name}`)",
                 )
-            event = self._set_stage(
-                conn, name, version, current, "retired", actor=actor, reason=reason
-            )
+            event = set_stage(conn, name, version, current, "retired", actor=actor, reason=reason)
             append(conn, [event])
         return self.get(name, version)
-
-    # -- internals -----------------------------------------------------------------------
-    def _lock(self, conn: Connection, name: str) -> dict[str, Stage]:
-        """Serialize stage changes of ``name`` until the transaction ends; its stages.
-
-        PostgreSQL: a transaction-scoped advisory lock per name (it also covers a name
-        with no version yet, which row locks could not). SQLite: the store's write
-        transactions already run one at a time.
-        """
-        if conn.dialect.name == "postgresql":
-            key = int.from_bytes(
-                hashlib.sha256(_NAME_LOCK_SALT + name.encode()).digest()[:8], "big", signed=True
-            )
-            conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": key})
-        return self._stages(conn, name)
-
-    @staticmethod
-    def _row(conn: Connection, name: str, version: str) -> Any:
-        return conn.execute(
-            select(*_COLUMNS).where(
-                model_versions.c.name == name, model_versions.c.version == version
-            )
-        ).one_or_none()
-
-    @staticmethod
-    def _served(conn: Connection, name: str) -> set[str]:
-        """The catalogued versions of ``name``."""
-        rows = conn.execute(
-            select(model_versions.c.version, model_versions.c.card).where(
-                model_versions.c.name == name
-            )
-        )
-        return {row.version for row in rows if row.card.get("catalogued")}
-
-    @staticmethod
-    def _retired_by_config(conn: Connection, name: str, version: str, row: Any) -> bool:
-        """Whether the config, not a person, retired ``name@version`` (its last change).
-
-        ``row`` is its ``model_versions`` row if at hand: unless it is retired, no query.
-        """
-        if row is not None and row.stage != "retired":
-            return False
-        last = conn.execute(
-            select(model_stage_changes.c.to_stage, model_stage_changes.c.reason)
-            .where(model_stage_changes.c.name == name, model_stage_changes.c.version == version)
-            .order_by(model_stage_changes.c.id.desc())
-            .limit(1)
-        ).one_or_none()
-        return (
-            last is not None
-            and last.to_stage == "retired"
-            and (last.reason or "").endswith(_DECLARED)
-        )
-
-    @staticmethod
-    def _stages(conn: Connection, name: str) -> dict[str, Stage]:
-        rows = conn.execute(
-            select(model_versions.c.version, model_versions.c.stage).where(
-                model_versions.c.name == name
-            )
-        )
-        return {row.version: row.stage for row in rows}
-
-    @staticmethod
-    def _set_stage(
-        conn: Connection,
-        name: str,
-        version: str,
-        from_stage: Stage | None,
-        to_stage: Stage,
-        *,
-        actor: str,
-        reason: str | None,
-        evaluation_id: str | None = None,
-    ) -> AuditEvent:
-        """Change the stage and add the history row; the audit event, to append last."""
-        if from_stage is not None:
-            conn.execute(
-                update(model_versions)
-                .where(model_versions.c.name == name, model_versions.c.version == version)
-                .values(stage=to_stage)
-            )
-        conn.execute(
-            model_stage_changes.insert().values(
-                name=name,
-                version=version,
-                from_stage=from_stage,
-                to_stage=to_stage,
-                actor=actor,
-                reason=reason,
-                evaluation_id=evaluation_id,
-                changed_at=utcnow(),
-            )
-        )
-        return AuditEvent(
-            actor,
-            "model.stage_changed",
-            f"{name}@{version}",
-            {
-                "from": from_stage,
-                "to": to_stage,
-                "actor": actor,
-                "reason": reason,
-                "evaluation_id": evaluation_id,
-            },
-        )
-
-    @staticmethod
-    def _evaluations(
-        conn: Connection, name: str, version: str | None
-    ) -> builtins.list[EvaluationRecord]:
-        query = (
-            select(model_evaluations)
-            .where(model_evaluations.c.name == name)
-            .order_by(model_evaluations.c.created_at.desc(), model_evaluations.c.id.desc())
-        )
-        if version is not None:
-            query = query.where(model_evaluations.c.version == version)
-        return [evaluation_from_row(r) for r in conn.execute(query)]
-
-    def _passing_evaluation(
-        self, conn: Connection, name: str, version: str, production: str | None, to: str
-    ) -> EvaluationRecord:
-        """The newest evaluation of ``version`` against ``production``, if it passed.
-
-        The newest one decides: a later failing evaluation overrules an earlier pass.
-        """
-        what = f"{name}@{version}"
-
-        def baseline_of(v: str | None) -> str:
-            return f"{name}@{v}" if v else "no production version"
-
-        baseline = baseline_of(production)
-        fix = f"run `sluice models evaluate {name} {version}`, then promote again"
-        evaluations = self._evaluations(conn, name, version)
-        matching = [e for e in evaluations if e.baseline_version == production]
-        if not matching:
-            if not evaluations:
-                raise PromotionError(
-                    f"cannot promote {what} to {to}: it has no evaluation against "
-                    + (
-                        f"the production version {baseline}"
-                        if production
-                        else "the empty "
-                        "production slot (it would pass at once, but must be recorded)"
-                    ),
-                    hint=fix,
-                )
-            older = sorted({baseline_of(e.baseline_version) for e in evaluations})
-            raise PromotionError(
-                f"cannot promote {what} to {to}: its evaluations compare it with "
-                f"{', '.join(older)}, not with the current production version {baseline}",
-                hint=fix,
-            )
-        latest = matching[0]
-        if not latest.passed:
-            gate = latest.metrics.get("gate")
-            why = gate.get("why") if isinstance(gate, Mapping) else None
-            raise PromotionError(
-                f"cannot promote {what} to {to}: its latest evaluation against {baseline} "
-                f"({latest.id}) did not pass the gate" + (f" ({why})" if why else ""),
-                hint="train a better candidate, or evaluate it on a larger held-out set: "
-                f"`sluice models evaluate {name} {version} --holdout CSV`",
-            )
-        return latest
-
-    @staticmethod
-    def _previous_production(conn: Connection, name: str, current: str) -> str | None:
-        """The version that was production before ``current``, from the history.
-
-        Production tenures form a stack: a promotion (or registration) pushes a
-        version; a rollback (``retired -> production``) pops the rolled-back version, so
-        rolling back twice walks further back instead of restoring the bad version.
-        """
-        rows = conn.execute(
-            select(model_stage_changes.c.version, model_stage_changes.c.from_stage)
-            .where(
-                model_stage_changes.c.name == name,
-                model_stage_changes.c.to_stage == "production",
-            )
-            .order_by(model_stage_changes.c.id)
-        )
-        tenures: list[str] = []
-        for row in rows:
-            if row.from_stage == "retired" and tenures:
-                tenures.pop()
-            if row.version in tenures:
-                tenures.remove(row.version)
-            tenures.append(row.version)
-        if current not in tenures:
-            return None
-        at = tenures.index(current)
-        return tenures[at - 1] if at > 0 else None
-
-    @staticmethod
-    def _production_row(conn: Connection, name: str) -> Any:
-        return conn.execute(
-            select(*_COLUMNS).where(
-                model_versions.c.name == name, model_versions.c.stage == "production"
-            )
-        ).one_or_none()
-
-
-def _holder(stages: Mapping[str, Stage], stage: Stage) -> str | None:
-    """The version of ``stages`` at ``stage`` (production and canary have at most one)."""
-    return next((version for version, s in stages.items() if s == stage), None)
-
-
-def _same_declaration(record: ModelRecord, sha256: str, endpoint: str) -> ModelRecord:
-    """``record``, if it is the catalogued version that ``sha256`` declares again."""
-    what = f"{record.name}@{record.version}"
-    if not record.catalogued:
-        raise ModelError(
-            f"cannot catalogue {what}: it is a trained version stored in the registry",
-            hint="give the served model a name of its own in the models config",
-        )
-    if record.sha256 != sha256:
-        raise ModelIntegrityError(
-            f"{what} is catalogued with sha256 {record.sha256[:12]}, but {endpoint} now "
-            f"serves different bytes (sha256 {sha256[:12]}) under the same version",
-            hint=f"declare a new version of {record.name} in the models config for the new "
-            "bytes, or restore the ones this version names",
-        )
-    return record
