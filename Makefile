@@ -41,6 +41,7 @@ format: $(STAMP)  ## Apply ruff's fixes and formatting.
 bench: $(STAMP)  ## Run the benchmarks and update docs/benchmarks.md.
 	$(BIN)/python -m bench.triage_banking77
 	$(BIN)/python -m bench.lineage
+	$(BIN)/python -m bench.gateway
 
 clean:  ## Remove the virtualenv, local state and caches.
 	rm -rf $(VENV) .sluice .pytest_cache .mypy_cache .ruff_cache build dist
