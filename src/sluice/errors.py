@@ -30,6 +30,8 @@ SluiceError
 │   ├── TaskStateError                 the task is not in a state that allows this (409)
 │   ├── InvalidDecisionError           the decision itself is not valid (422)
 │   └── DecisionConflictError          the task was already decided (409)
+├── KnowledgeError                   knowledge base
+│   └── IngestError                    a file or record that cannot be ingested (422)
 └── GovernanceError                  audit log, access control
     ├── AuditError                     the audit chain or its keys cannot be used
     ├── AuthenticationError            no valid token: missing, unknown, expired, revoked (401)
@@ -54,8 +56,10 @@ __all__ = [
     "EventValidationError",
     "ExecutionError",
     "GovernanceError",
+    "IngestError",
     "IntakeError",
     "InvalidDecisionError",
+    "KnowledgeError",
     "MissingDependencyError",
     "ModelCallError",
     "ModelError",
@@ -320,6 +324,46 @@ class DecisionConflictError(ReviewError):
 
     code = "decision_conflict"
     status = 409
+
+
+class KnowledgeError(SluiceError):
+    """The knowledge base could not ingest, chunk or search."""
+
+    code = "knowledge_error"
+
+
+class IngestError(KnowledgeError):
+    """A file or one record in it cannot be ingested; the rest of the batch goes on.
+
+    Args:
+        message: What is wrong, naming the file (and record).
+        path: The file, as given or found while walking a folder.
+        reason: A stable short code for scripts, e.g. ``too_large``, ``no_text_layer``.
+        location: Where in the file, e.g. ``line 12`` or ``row 4``, when it is one record.
+    """
+
+    code = "ingest_failed"
+    status = 422
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        path: str = "",
+        reason: str = "invalid",
+        location: str | None = None,
+        hint: str | None = None,
+    ) -> None:
+        super().__init__(message, hint=hint)
+        self.path = path
+        self.reason = reason
+        self.location = location
+
+    def to_dict(self) -> dict[str, Any]:  # noqa: D102 - documented on the base class
+        out = super().to_dict() | {"path": self.path, "reason": self.reason}
+        if self.location is not None:
+            out["location"] = self.location
+        return out
 
 
 class GovernanceError(SluiceError):
