@@ -258,7 +258,7 @@ def _micro_batching(off: Any, on: Any, encoder: Any, texts: list[str], args: Any
         "rounds": {k: [round(v, 1) for v in vs] for k, vs in rates.items()},
         "mean_batch": round(batched / dispatches, 2) if dispatches else None,
         "max_batch": batcher.max_batch,
-        "max_wait_ms": round(batcher.max_wait_s * 1000, 3),
+        "max_in_flight": batcher.max_in_flight,
     }
 
 
@@ -548,7 +548,7 @@ def _chat_rounds(clients: dict[str, ChatClient], texts: list[str], args: Any) ->
 def _gateway(settings: Any, store: Any, registry: Any, *, cache: bool, batch: bool) -> Any:
     from sluice.models import Gateway, load_gateway_config
 
-    micro = {"max_batch": 32, "max_wait_ms": 2.0} if batch else None
+    micro = {"max_batch": 32} if batch else None
     config = load_gateway_config(
         None,
         overrides={
@@ -649,7 +649,7 @@ def _report(result: dict[str, Any], args: Any) -> None:
         ),
         (
             f"{mb['threads']} callers, one-text embeds: micro-batching on "
-            f"(max {mb['max_batch']}, {mb['max_wait_ms']:g} ms)",
+            f"(max {mb['max_batch']}, {mb['max_in_flight']} in flight)",
             f"{mb['on_texts_per_s']:.0f} texts/s, ratio {mb['ratio']:.2f}, "
             f"mean batch {mb['mean_batch']}",
         ),

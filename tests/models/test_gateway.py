@@ -136,7 +136,13 @@ def test_low_confidence_answers_escalate_to_the_next_tier(
     gateway = _gateway(
         runtime,
         {
-            "endpoints": {"small": {"provider": "local-classifier", "model": "intent-small"}},
+            "endpoints": {
+                "small": {
+                    "provider": "local-classifier",
+                    "model": "intent-small",
+                    "price": {"per_call": 0.001},
+                }
+            },
             "routes": {
                 "tiered": {
                     "kind": "classify",
@@ -154,6 +160,9 @@ def test_low_confidence_answers_escalate_to_the_next_tier(
         kept = [r for r in tiered if r.record.tier == 0]
         assert escalated and kept, "the weak model is unsure of some messages, not all"
         for result, confidence in zip(tiered, small_confidence, strict=True):
+            # Only the small tier is priced: an escalated answer carries what the small
+            # tier's answer cost, since the item paid for both.
+            assert result.record.cost == pytest.approx(0.001)
             if confidence < 0.4:
                 assert result.record.endpoint == MODEL_NAME
                 assert result.record.escalated_from == ("small",)
@@ -391,6 +400,8 @@ def test_a_hard_budget_stops_paid_calls_and_no_fallback_spends_around_it(
             gateway.classify("paid", ["one more"])
         rows = _calls(runtime, gateway)
         assert {r.endpoint for r in rows} == {"paid-a"}, "the fallback was never called"
+        # The refusal is metered like any failed call, so usage shows why calls stopped.
+        assert [r.error_kind for r in rows] == [None] * 5 + ["refused_by_policy"]
         assert gateway.budgets.spent("task:paid") == pytest.approx(0.05)
         with runtime.store.read() as conn:
             alerts = [e for e in iter_entries(conn) if e.action == "model.budget_alert"]
@@ -406,10 +417,7 @@ def test_concurrent_small_calls_are_micro_batched_with_unchanged_embeddings(
         runtime,
         {
             "endpoints": {
-                "minilm": {
-                    "provider": "local-encoder",
-                    "micro_batch": {"max_batch": 16, "max_wait_ms": 20},
-                }
+                "minilm": {"provider": "local-encoder", "micro_batch": {"max_batch": 16}}
             },
             "routes": {"embed": {"kind": "embed", "tiers": ["minilm"], "cache": {"exact": False}}},
         },
@@ -431,9 +439,12 @@ def test_concurrent_small_calls_are_micro_batched_with_unchanged_embeddings(
         provider = gateway._encoder("minilm")
         stats = provider.batcher.stats  # type: ignore[attr-defined]
         assert stats.requests == 8 and stats.dispatches < 8, stats
-        alone = provider.encoder.encode(texts)  # type: ignore[attr-defined]
+        encoder = provider.encoder  # type: ignore[attr-defined]
         for i in range(8):
-            assert np.array_equal(results[i], alone[i])
+            # Each text embedded alone, in a call of its own: what the caller would have
+            # got had nobody else been calling.
+            alone = encoder.encode([texts[i]])[0]
+            assert np.array_equal(results[i], alone), texts[i]
     finally:
         gateway.close()
 
@@ -492,3 +503,51 @@ def test_served_models_are_catalogued_and_retiring_one_stops_its_calls(
             gateway.classify(MODEL_NAME, ["where is my refund?"])
     finally:
         gateway.close()
+
+
+def test_a_canary_endpoint_takes_its_sticky_share_and_a_fallback_is_not_the_canary(
+    runtime: Any, intent_model: Any, small_model: dict[str, Any]
+) -> None:
+    runtime.models.register(
+        "intent-small", "classifier", small_model["artifact"], small_model["card"]
+    )
+    route = {
+        "kind": "classify",
+        "tiers": [MODEL_NAME],
+        "canary": {"endpoint": "small", "percent": 25},
+        "fallbacks": [MODEL_NAME],
+        "cache": {"exact": False},
+    }
+    small = {"provider": "local-classifier", "model": "intent-small"}
+    gateway = _gateway(runtime, {"endpoints": {"small": small}, "routes": {"split": route}})
+    keys = [f"itm_{i}" for i in range(400)]
+    texts = [TEST.texts[i % len(TEST.texts)] for i in range(400)]
+    try:
+        results = gateway.classify("split", texts, keys=keys)
+        for key, r in zip(keys, results, strict=True):
+            in_canary = canary_bucket("split", key) < 25
+            assert r.record.canary == in_canary
+            assert r.record.endpoint == ("small" if in_canary else MODEL_NAME)
+        assert 0.15 < np.mean([r.record.canary for r in results]) < 0.35
+    finally:
+        gateway.close()
+    # The canary endpoint fails (1 µs timeout): its items are answered by the fallback,
+    # and that answer is not counted as the canary's.
+    failing = _gateway(
+        runtime,
+        {
+            "endpoints": {"small": {**small, "timeout_s": 1e-6}},
+            "routes": {"split": route},
+        },
+    )
+    try:
+        results = failing.classify("split", texts[:80], keys=keys[:80])
+        assert all(r.record.endpoint == MODEL_NAME and not r.record.canary for r in results)
+        rerouted = [
+            r for k, r in zip(keys[:80], results, strict=True) if canary_bucket("split", k) < 25
+        ]
+        assert rerouted and all(r.record.fallbacks == ("small",) for r in rerouted)
+        rows = _calls(runtime, failing)
+        assert not any(r.canary for r in rows if r.endpoint == MODEL_NAME)
+    finally:
+        failing.close()

@@ -126,9 +126,10 @@ def test_a_hard_budget_refuses_even_with_a_fallback(runtime: Any, llm_server: st
                     "timeout_s": 60,
                 }
             },
-            # A call holds (62 chars / 3 + 2 x 8 template tokens + 16 out) / 1000 = 0.053
-            # and costs about 0.05: the second call's hold would pass 0.08.
-            "budgets": {"tenants": {"acme": {"daily_hard": 0.08}}},
+            # A call holds its worst case, (62 chars at one token each + 2 x 8 template
+            # tokens + 16 out) / 1000 = 0.094, and costs about 0.05: the second call's
+            # hold would pass 0.12.
+            "budgets": {"tenants": {"acme": {"daily_hard": 0.12}}},
         },
     )
     try:
@@ -136,8 +137,12 @@ def test_a_hard_budget_refuses_even_with_a_fallback(runtime: Any, llm_server: st
         gateway.chat("answer", QUESTION, params=params, tenant="acme")
         with pytest.raises(BudgetExceededError, match="tenant:acme"):
             gateway.chat("answer", QUESTION, params=params, tenant="acme")
-        assert {r.endpoint for r in _rows(runtime, gateway)} == {"paid"}
-        assert gateway.budgets.spent("tenant:acme") <= 0.08
+        rows = _rows(runtime, gateway)
+        assert [(r.endpoint, r.error_kind) for r in rows] == [
+            ("paid", None),
+            ("paid", "refused_by_policy"),
+        ], "the refusal is metered and the fallback never called"
+        assert gateway.budgets.spent("tenant:acme") <= 0.12
         # Another tenant has no budget and is not refused.
         gateway.chat("answer", QUESTION, params=params, tenant="globex")
     finally:
@@ -150,6 +155,7 @@ def test_support_triage_drafts_replies_with_the_local_llm_when_configured(
     from sluice.execution import get_item, item_lineage, list_items
     from sluice.pipelines.support_triage import local_llm_models_config
     from sluice.pipelines.support_triage.demo import run_demo
+    from sluice.review import list_tasks
     from sluice.runtime import Runtime
 
     settings = runtime.settings.model_copy(update={"models_config": local_llm_models_config()})
@@ -159,7 +165,45 @@ def test_support_triage_drafts_replies_with_the_local_llm_when_configured(
         for item in list_items(rt.store, limit=3):
             steps = get_item(rt.store, item["id"])["steps"]
             draft = next(s for s in steps if s["step"] == "draft_reply")
-            assert draft["output"]["draft"], "the local LLM wrote something"
+            output = draft["output"]
+            assert output["draft"] and output["mode"] == "llm", "the local LLM wrote something"
             (call,) = draft["model_calls"]
             assert call["endpoint"] == "smollm" and call["output_tokens"] > 0
+            # Grounded or not is decided by the citations, whatever the 135M model wrote;
+            # a reply that is not grounded keeps the ticket from being handled unread.
+            assert output["grounded"] == (output["problem"] is None)
+            if not output["grounded"]:
+                assert item["status"] == "waiting_review"
+                (task,) = [t for t in list_tasks(rt.store) if t.item_id == item["id"]]
+                assert "not grounded" in task.reason or "below the threshold" in task.reason
             assert item_lineage(rt.store, item["id"])["intact"]
+
+
+def test_an_unsure_chat_answer_escalates_and_the_item_pays_for_both(runtime: Any) -> None:
+    # Two tiers of the in-process SmolLM2; the cheap one's mean token probability is
+    # below 1.0 (no reply is certain of every token), so every answer is passed up.
+    config = {
+        "endpoints": {
+            "cheap": {"provider": "llama-cpp", "price": {"per_call": 0.001}},
+            "strong": {"provider": "llama-cpp", "price": {"per_call": 0.01}},
+        },
+        "routes": {
+            "tiered": {
+                "kind": "chat",
+                "tiers": ["cheap", "strong"],
+                "escalate_below": 1.0,
+                "cache": {"exact": False},
+            }
+        },
+    }
+    gateway = _gateway(runtime, config)
+    try:
+        chatted = gateway.chat("tiered", QUESTION, params=ChatParams(max_tokens=8))
+        assert chatted.record.endpoint == "strong" and chatted.record.tier == 1
+        assert chatted.record.escalated_from == ("cheap",)
+        assert chatted.record.cost == pytest.approx(0.011)
+        rows = _rows(runtime, gateway)
+        cheap = [r for r in rows if r.endpoint == "cheap"]
+        assert [r.error_kind for r in cheap] == [None, "low_confidence"]
+    finally:
+        gateway.close()

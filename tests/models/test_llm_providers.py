@@ -289,9 +289,9 @@ def test_the_local_provider_stops_at_its_timeout(local_llm: LlamaCppProvider) ->
     with pytest.raises(ModelTimeoutError) as caught:
         local_llm.chat(LONG, ChatParams(max_tokens=1000), timeout_s=0.3)
     elapsed = time.monotonic() - started
-    # 1000 tokens take 20 s or more; the prompt and one last token take well under 5 s
-    # even on a loaded 2-core machine.
-    assert elapsed < 5.0, f"generation went on for {elapsed:.2f} s"
+    # 1000 tokens take 20 s or more; the prompt and one last token take well under 10 s
+    # even on a 2-core machine loaded by other test suites (6.2 s was seen).
+    assert elapsed < 10.0, f"generation went on for {elapsed:.2f} s"
     assert caught.value.endpoint == "local"
     assert "generating" in str(caught.value)
 

@@ -113,11 +113,14 @@ class StepContext(Generic[R]):
         pipeline: The pipeline being run.
         resources: What the pipeline's resource loader returned (models, clients ...),
             loaded once per worker process.
+        replaying: True in a replay (:mod:`sluice.execution.replay`): steps whose output
+            a decision does not depend on may skip paid work.
     """
 
     settings: Settings
     pipeline: Pipeline
     resources: R
+    replaying: bool = False
 
 
 StepFn = Callable[[StepContext[Any], Sequence[ItemView]], Sequence[StepOutput]]

@@ -171,7 +171,7 @@ def replay_items(
         return report
     pipeline.check()
     pinned = settings.model_copy(update={"model_pins": {**settings.model_pins, **pins}})
-    ctx = pipeline.load_resources(pinned, store)
+    ctx = replace(pipeline.load_resources(pinned, store), replaying=True)
     try:
         transitions: Counter[str] = Counter()
         agreement = {"original": 0, "replay": 0, "reviewed": 0, "replay_auto_correct": 0}

@@ -3,10 +3,14 @@
 Limits are per process (each worker process holds its own); set them so that the
 number of processes times the limit is what the endpoint takes.
 
+A call's timeout is one deadline: the wait for a slot or a rate token spends it, and the
+call itself gets only what is left (:meth:`CallLimits.slot` yields that).
+
 Example:
     >>> limits = CallLimits("llm", max_concurrency=2, rate_per_second=None)
-    >>> with limits.slot(timeout_s=1.0):
-    ...     pass
+    >>> with limits.slot(timeout_s=1.0) as remaining:
+    ...     0 < remaining <= 1.0
+    True
 """
 
 from __future__ import annotations
@@ -20,9 +24,18 @@ from typing import TypeVar
 
 from sluice.errors import ModelTimeoutError
 
-__all__ = ["CallLimits", "run_with_timeout"]
+__all__ = ["CallLimits", "DeadlineWorkers", "timeout_error"]
 
 T = TypeVar("T")
+
+
+def timeout_error(endpoint: str, timeout_s: float) -> ModelTimeoutError:
+    """The error of a call that ran out of its time at ``endpoint``."""
+    return ModelTimeoutError(
+        f"endpoint {endpoint!r} did not answer within {timeout_s:g} s",
+        endpoint=endpoint,
+        hint="raise the route's timeout_s, or check the endpoint's load",
+    )
 
 
 class _TokenBucket:
@@ -71,13 +84,23 @@ class CallLimits:
         self._bucket = _TokenBucket(rate_per_second, clock) if rate_per_second else None
         self._clock = clock
         self._sleep = sleep
+        self._held = 0
+        self._held_lock = threading.Lock()
+
+    @property
+    def in_flight(self) -> int:
+        """Calls holding a concurrency slot now (always 0 without ``max_concurrency``)."""
+        return self._held
 
     @contextmanager
-    def slot(self, *, timeout_s: float | None) -> Iterator[None]:
-        """Wait for a free slot and a rate token, at most ``timeout_s`` in all.
+    def slot(self, *, timeout_s: float | None) -> Iterator[float | None]:
+        """Wait for a rate token and a free slot, at most ``timeout_s`` in all.
+
+        Yields the seconds left of ``timeout_s`` once both are held (None without a
+        timeout): the call made in the slot gets that, not the whole timeout again.
 
         Raises:
-            ModelTimeoutError: No slot or token came in time.
+            ModelTimeoutError: No token or slot came before the deadline.
         """
         deadline = None if timeout_s is None else self._clock() + timeout_s
         if self._bucket is not None:
@@ -99,35 +122,70 @@ class CallLimits:
                     endpoint=self.endpoint,
                     hint="raise max_concurrency or the route's timeout_s",
                 )
+            with self._held_lock:
+                self._held += 1
         try:
-            yield
+            left = None if deadline is None else deadline - self._clock()
+            if left is not None and left <= 0:
+                # The wait used the whole timeout: the call would have no time to run.
+                raise ModelTimeoutError(
+                    f"endpoint {self.endpoint!r}: the wait for a slot used the whole "
+                    f"{timeout_s:g} s",
+                    endpoint=self.endpoint,
+                    hint="raise max_concurrency, rate_per_second or the route's timeout_s",
+                )
+            yield left
         finally:
             if self._slots is not None:
+                with self._held_lock:
+                    self._held -= 1
                 self._slots.release()
 
 
-def run_with_timeout(fn: Callable[[], T], timeout_s: float | None, endpoint: str) -> T:
-    """Run ``fn``; raise :class:`ModelTimeoutError` if it takes longer than ``timeout_s``.
+class DeadlineWorkers:
+    """Standing threads that run calls which cannot stop by themselves, under a deadline.
 
-    For local models that cannot be interrupted: on timeout the call is abandoned and
-    finishes in a background thread; its result is dropped.
+    For work that runs in Python's own thread (the in-process encoder): the call runs on
+    one of ``workers`` long-lived threads while the caller waits at most its timeout, so
+    a call costs a queue hand-off rather than a new thread. At the deadline the caller
+    gets :class:`ModelTimeoutError` and moves on. Abandoned work is bounded: a call that
+    had not started is cancelled, one that had keeps its thread until it ends (its result
+    is dropped), so at most ``workers`` abandoned calls run at once and later calls queue
+    behind them, each within its own deadline.
+
+    Args:
+        endpoint: The endpoint's name (for thread names and messages).
+        workers: Threads, i.e. calls running at once.
+
+    Example:
+        >>> workers = DeadlineWorkers("doc", workers=1)
+        >>> workers.run(lambda: 2 + 2, timeout_s=5.0)
+        4
+        >>> workers.close()
     """
-    if timeout_s is None:
-        return fn()
-    box: concurrent.futures.Future[T] = concurrent.futures.Future()
 
-    def target() -> None:
+    def __init__(self, endpoint: str, *, workers: int) -> None:
+        self.endpoint = endpoint
+        self.workers = max(1, workers)
+        self._pool = concurrent.futures.ThreadPoolExecutor(
+            self.workers, thread_name_prefix=f"sluice-model-{endpoint}"
+        )
+
+    def run(self, fn: Callable[[], T], timeout_s: float | None) -> T:
+        """``fn()``, or :class:`ModelTimeoutError` at ``timeout_s`` (None: no deadline)."""
+        if timeout_s is None:
+            return fn()
+        if timeout_s <= 0:
+            raise timeout_error(self.endpoint, timeout_s)
+        future = self._pool.submit(fn)
         try:
-            box.set_result(fn())
-        except BaseException as exc:
-            box.set_exception(exc)
+            return future.result(timeout=timeout_s)
+        except TimeoutError:
+            if future.done() and not future.cancelled() and future.exception() is not None:
+                raise  # fn's own TimeoutError
+            future.cancel()  # works while it waits for a thread; a running call ends alone
+            raise timeout_error(self.endpoint, timeout_s) from None
 
-    threading.Thread(target=target, name=f"sluice-model-{endpoint}", daemon=True).start()
-    try:
-        return box.result(timeout=timeout_s)
-    except concurrent.futures.TimeoutError:
-        raise ModelTimeoutError(
-            f"endpoint {endpoint!r} did not answer within {timeout_s:g} s",
-            endpoint=endpoint,
-            hint="raise the route's timeout_s, or check the endpoint's load",
-        ) from None
+    def close(self) -> None:
+        """Cancel queued calls and let the threads go when their calls end."""
+        self._pool.shutdown(wait=False, cancel_futures=True)

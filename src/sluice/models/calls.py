@@ -132,7 +132,8 @@ class CallRecord:
         latency_ms: Wall time of the call, per input share for batched calls.
         input_tokens: Tokens sent (LLMs).
         output_tokens: Tokens received (LLMs).
-        cost: What this input's share of the call cost, in the price table's currency.
+        cost: What this input's share of the call cost, in the price table's currency,
+            including the answers of lower tiers it was escalated from.
         cache: ``miss``, ``exact`` or ``semantic`` hit, or ``off``.
         tier: 0-based tier of the route that gave the answer.
         canary: True when the canary version answered.

@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import os
 import threading
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from concurrent.futures.process import BrokenProcessPool
@@ -102,13 +103,19 @@ class Encoder:
         texts: Sequence[str],
         *,
         progress: Callable[[int], Any] | None = None,
+        timeout_s: float | None = None,
     ) -> Floats:
         """Embed ``texts``; row ``i`` belongs to ``texts[i]``.
 
         ``progress`` is called with the number of texts finished, chunk by chunk.
+        ``timeout_s`` bounds the wait for the encoder processes: at the deadline the
+        chunks not handed to a process yet are cancelled, and those that were (one per
+        process, plus one) finish unread. In-process (``processes=0``) the caller's
+        thread does the work and cannot be interrupted: ``timeout_s`` is not applied.
 
         Raises:
             ModelError: An encoder process died twice in a row (retryable).
+            TimeoutError: ``timeout_s`` passed first.
         """
         if not texts:
             return np.zeros((0, DIMENSIONS), dtype=np.float32)
@@ -117,14 +124,15 @@ class Encoder:
             if progress is not None:
                 progress(len(texts))
             return vectors
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
         chunk = max(1, min(_CHUNK, -(-len(texts) // self.processes)))
         parts = [list(texts[i : i + chunk]) for i in range(0, len(texts), chunk)]
         try:
-            return self._gather(parts, progress)
+            return self._gather(parts, progress, deadline)
         except BrokenProcessPool:
             self.close()  # an encoder process died (OOM, kill): start fresh once
             try:
-                return self._gather(parts, progress)
+                return self._gather(parts, progress, deadline)
             except BrokenProcessPool as exc:
                 self.close()
                 raise ModelError(
@@ -132,12 +140,31 @@ class Encoder:
                     hint="check memory; set SLUICE_ENCODER_PROCESSES=0 to run in-process",
                 ) from exc
 
-    def _gather(self, parts: list[list[str]], progress: Callable[[int], Any] | None) -> Floats:
+    def _gather(
+        self,
+        parts: list[list[str]],
+        progress: Callable[[int], Any] | None,
+        deadline: float | None,
+    ) -> Floats:
         pool = self._executor()
         futures: list[Future[Floats]] = [pool.submit(embed_in_worker, part) for part in parts]
         blocks = []
         for part, future in zip(parts, futures, strict=True):
-            blocks.append(future.result())
+            # Past the deadline it is a timeout, even if the chunk is ready: handing the
+            # chunks over can itself outlast a short timeout.
+            left = None if deadline is None else deadline - time.monotonic()
+            try:
+                if left is not None and left <= 0:
+                    raise TimeoutError
+                blocks.append(future.result(timeout=left))
+            except TimeoutError:
+                if future.done() and not future.cancelled() and future.exception() is not None:
+                    raise  # the chunk's own error
+                for pending in futures:
+                    pending.cancel()  # the queued chunks; running ones finish unread
+                raise TimeoutError(
+                    f"the encoder did not embed {sum(map(len, parts))} texts in time"
+                ) from None
             if progress is not None:
                 progress(len(part))
         return np.concatenate(blocks)

@@ -25,6 +25,7 @@ from sluice.models.call_limits import CallLimits
 from sluice.models.calls import ErrorKind
 from sluice.models.circuit_breaker import CircuitBreaker
 from sluice.models.gateway_config import EndpointSpec
+from sluice.models.providers.base import public_url
 
 __all__ = ["CatalogueEntry", "Endpoint", "catalogue_entry", "error_kind", "make_provider"]
 
@@ -123,13 +124,14 @@ def catalogue_entry(name: str, spec: EndpointSpec, provider: Any) -> CatalogueEn
             file_sha256(provider.path),
             card,
         )
-    declared = {"base_url": spec.base_url, "model": spec.model, "version": spec.version}
+    base_url = public_url(spec.base_url or "")
+    declared = {"base_url": base_url, "model": spec.model, "version": spec.version}
     digest = hashlib.sha256(json.dumps(declared, sort_keys=True).encode()).hexdigest()
     return CatalogueEntry(
         provider.model,
         provider.version,
         "llm",
-        f"{spec.base_url}#{spec.model}",
+        f"{base_url}#{spec.model}",
         digest,
         card | {"sha256_of": "the endpoint's declaration (base_url, model, version)"},
     )
@@ -163,11 +165,14 @@ class Endpoint:
         return self._provider
 
     def invoke(self, fn: Callable[[float | None], T], timeout_s: float | None) -> T:
-        """Call ``fn(timeout_s)`` under the breaker and the limits.
+        """Call ``fn(remaining)`` under the breaker and the limits.
+
+        ``timeout_s`` is one deadline for the whole attempt: ``fn`` gets what the wait
+        for a slot and a rate token left of it, not the whole timeout again.
 
         Raises:
             CircuitOpenError: The breaker is open (the call is not made).
-            ModelTimeoutError: No slot within ``timeout_s``, or ``fn`` timed out.
+            ModelTimeoutError: The deadline passed while waiting, or ``fn`` timed out.
         """
         if not self.breaker.allow():
             raise CircuitOpenError(
@@ -177,8 +182,8 @@ class Endpoint:
                 hint="the route's fallbacks are tried; check the endpoint",
             )
         try:
-            with self.limits.slot(timeout_s=timeout_s):
-                result = fn(timeout_s)
+            with self.limits.slot(timeout_s=timeout_s) as remaining:
+                result = fn(remaining)
         except BaseException:
             self.breaker.record_failure()
             raise

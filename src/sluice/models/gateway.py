@@ -33,7 +33,6 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-import math
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -123,6 +122,7 @@ class Gateway:
             store,
             max_entries=self.config.cache.max_entries,
             memory_entries=self.config.cache.memory_entries,
+            write_behind=True,  # a miss's caller does not wait for the store write
         )
         self.budgets = BudgetLedger(store, self.config.budgets, currency=self.config.currency)
         self._endpoints = {n: Endpoint(n, s) for n, s in self.config.endpoints.items()}
@@ -162,6 +162,8 @@ class Gateway:
         keys = list(keys) if keys is not None else list(texts)
         results: list[Classified | None] = [None] * len(texts)
         escalated: dict[int, list[str]] = {}
+        # What the answers passed up a tier cost: the item paid for them too.
+        escalated_cost: dict[int, float] = {}
         pending = list(range(len(texts)))
         last_tier = len(route.tiers) - 1
         for tier, endpoint in enumerate(route.tiers):
@@ -184,9 +186,14 @@ class Gateway:
                 )
                 if tier < last_tier and got.prediction.confidence < threshold:
                     escalated.setdefault(i, []).append(got.record.endpoint)
+                    escalated_cost[i] = escalated_cost.get(i, 0.0) + got.record.cost
                     still.append(i)
                 else:
-                    record = replace(got.record, escalated_from=tuple(escalated.get(i, ())))
+                    record = replace(
+                        got.record,
+                        escalated_from=tuple(escalated.get(i, ())),
+                        cost=got.record.cost + escalated_cost.get(i, 0.0),
+                    )
                     results[i] = replace(got, record=record)
             self._meter_escalations([answered[i].record for i in still], tenant)
             pending = still
@@ -246,6 +253,7 @@ class Gateway:
         params = params or ChatParams()
         key = key or json.dumps([m.to_dict() for m in messages])
         escalated: list[str] = []
+        escalated_cost = 0.0
         last_tier = len(route.tiers) - 1
         for tier, endpoint in enumerate(route.tiers):
             target = self._target(task, route, tier, endpoint, key)
@@ -259,7 +267,7 @@ class Gateway:
                     call_id=new_id("call"),
                     tenant=tenant,
                     tier=tier,
-                    canary=target.canary,
+                    canary_endpoint=target.endpoint if target.canary else None,
                 )
             )
             reply, record = self._with_fallbacks(self._chain(route, target.endpoint), attempt)
@@ -270,9 +278,17 @@ class Gateway:
             )
             if tier < last_tier and low:
                 escalated.append(record.endpoint)
+                escalated_cost += record.cost
                 self._meter_escalations([record], tenant)
                 continue
-            return Chatted(reply, replace(record, escalated_from=tuple(escalated)))
+            return Chatted(
+                reply,
+                replace(
+                    record,
+                    escalated_from=tuple(escalated),
+                    cost=record.cost + escalated_cost,
+                ),
+            )
         raise AssertionError("unreachable: the last tier always answers")  # pragma: no cover
 
     # -- routes and versions --------------------------------------------------------------
@@ -466,12 +482,18 @@ class Gateway:
                 lambda timeout: provider.embed(unique, timeout_s=timeout), timeout_s
             )
             latency_ms = (time.perf_counter() - t0) * 1000
-            row_of = {text: row for row, text in enumerate(unique)}
-            computed = vectors[[row_of[normalized[i]] for i in missing]] if missing else vectors
-        dims = computed.shape[1] if computed is not None else len(found[keys[0]]) // 4
-        out = np.empty((len(texts), dims), dtype=np.float32)
-        if computed is not None and missing:
-            out[missing] = computed
+            if len(unique) == len(missing):  # no text repeats: the rows are in order
+                computed = vectors
+            else:
+                row_of = {text: row for row, text in enumerate(unique)}
+                computed = vectors[[row_of[normalized[i]] for i in missing]]
+        if computed is not None and len(missing) == len(texts):
+            out = np.asarray(computed, dtype=np.float32)  # no hits: nothing to merge
+        else:
+            dims = computed.shape[1] if computed is not None else len(found[keys[0]]) // 4
+            out = np.empty((len(texts), dims), dtype=np.float32)
+            if computed is not None and missing:
+                out[missing] = computed
         for i, key in enumerate(keys):
             if hit[i]:
                 out[i] = np.frombuffer(found[key], dtype=np.float32)
@@ -496,8 +518,10 @@ class Gateway:
     ) -> tuple[Floats, list[CallRecord]]:
         spec = self.config.endpoints[endpoint]
         timeout = self._timeout(route, endpoint)
-        reservation = self._reserve(task, tenant, spec, texts, 0, timeout)
+        reservation: Reservation | None = None
         try:
+            # Inside the try: a budget refusal is metered like any failed call.
+            reservation = self._reserve(task, tenant, spec, texts, 0, timeout)
             vectors, hit, latency, model, version = self._vectors(
                 endpoint, texts, timeout, use_cache=route.cache.exact, ttl_s=route.cache.ttl_s
             )
@@ -564,7 +588,7 @@ class Gateway:
             cost=cost / share,
             fallbacks=fallbacks,
         )
-        cached = replace(miss, latency_ms=0.0, cost=0.0, cache="exact")
+        cached = replace(miss, latency_ms=0.0, cost=0.0, cache="exact") if hits else miss
         return vectors, [cached if h else miss for h in hit]
 
     def labels(self, model: str, version: str) -> list[str]:
@@ -589,11 +613,14 @@ class Gateway:
             assert spec.model is not None
             version = target.version if endpoint == target.endpoint else None
             version = version or self.serving.versions(spec.model)[0]
+            # A fallback answering a canary item is not the canary answering.
+            canary = target.canary and endpoint == target.endpoint
             timeout = self._timeout(route, endpoint)
             group_texts = [texts[i] for i in idxs]
-            reservation = self._reserve(task, tenant, spec, group_texts, 0, timeout)
+            reservation: Reservation | None = None
             t0 = time.perf_counter()
             try:
+                reservation = self._reserve(task, tenant, spec, group_texts, 0, timeout)
                 head = self.serving.head(spec.model, version)
 
                 def run(timeout_s: float | None) -> tuple[list[Prediction], list[bool], str]:
@@ -621,7 +648,7 @@ class Gateway:
                     inputs=len(idxs),
                     latency_ms=(time.perf_counter() - t0) * 1000,
                     tier=tier,
-                    canary=target.canary,
+                    canary=canary,
                     fallbacks=fallbacks,
                     error=exc,
                 )
@@ -645,7 +672,7 @@ class Gateway:
                 cost=cost,
                 cache=cache,
                 tier=tier,
-                canary=target.canary,
+                canary=canary,
                 fallbacks=fallbacks,
             )
             record = CallRecord(
@@ -658,7 +685,7 @@ class Gateway:
                 latency_ms=latency / len(idxs),
                 cost=cost / len(idxs),
                 tier=tier,
-                canary=target.canary and endpoint == target.endpoint,
+                canary=canary,
                 fallbacks=fallbacks,
             )
             labels = tuple(head.head.labels)
@@ -682,9 +709,11 @@ class Gateway:
     ) -> Reservation | None:
         if not spec.price.is_paid:
             return None
-        # Worst case: ~1 token per 3 characters in plus a chat template's few tokens per
-        # message, max_tokens out, the whole timeout.
-        input_tokens = sum(math.ceil(len(t) / 3) + 8 for t in texts)
+        # Worst case, so that calls in flight together cannot pass a hard limit: one
+        # token per character in (English averages ~4 characters a token, but digits,
+        # code and some scripts come close to one) plus a chat template's few tokens per
+        # message, max_tokens out, the whole timeout. The settled cost is the real one.
+        input_tokens = sum(len(t) + 8 for t in texts)
         estimate = spec.price.cost(
             input_tokens=input_tokens,
             output_tokens=max_output_tokens,
@@ -705,10 +734,11 @@ class Gateway:
     def _semantic_cache(self) -> SemanticCache:
         with self._lock:
             if self._semantic is None:
+                encoder = self._semantic_encoder()
                 self._semantic = SemanticCache(
                     self.cache,
                     lambda texts: self._vectors(
-                        "minilm", list(texts), 30.0, use_cache=True, ttl_s=7 * 24 * 3600.0
+                        encoder, list(texts), 30.0, use_cache=True, ttl_s=7 * 24 * 3600.0
                     )[0],
                 )
             return self._semantic
@@ -725,9 +755,11 @@ class Gateway:
         call_id: str,
         tenant: str | None,
         tier: int,
-        canary: bool,
+        canary_endpoint: str | None,
     ) -> tuple[ChatReply, CallRecord]:
         spec = self.config.endpoints[endpoint]
+        # A fallback answering a canary item is not the canary answering.
+        canary = endpoint == canary_endpoint
         ep = self._endpoints[endpoint]
         provider = self._chat_provider(endpoint)
         model_ref = f"{provider.model}@{provider.version}"
@@ -739,7 +771,7 @@ class Gateway:
             for m in messages
         ]
         cacheable = route.cache.exact and params.temperature == 0
-        key = cache_key("chat", model_ref, wire, params.to_dict())
+        key = cache_key("chat", model_ref, wire, params.to_dict()) if cacheable else ""
 
         def record(**extra: Any) -> CallRecord:
             base: dict[str, Any] = {
@@ -782,9 +814,15 @@ class Gateway:
         question = ""
         if route.cache.semantic and params.temperature == 0:
             context = list(wire[:-1])
+            # Questions are compared as vectors of one encoder version: a new encoder
+            # version starts an empty scope rather than compare across vector spaces.
+            encoder = self._encoder(self._semantic_encoder())
+            encoder_ref = f"{encoder.model}@{encoder.version}"
             semantic_scope = (
                 f"{model_ref}:"
-                + cache_key("semantic-scope", model_ref, context, params.to_dict())[:24]
+                + cache_key("semantic-scope", model_ref, [context, encoder_ref], params.to_dict())[
+                    :24
+                ]
             )
             question = wire[-1]["content"]
             found = self._semantic_cache().lookup(
@@ -795,11 +833,12 @@ class Gateway:
                 return ChatReply.from_dict(json.loads(found.value)), record(cache="semantic")
 
         timeout = self._timeout(route, endpoint)
-        reservation = self._reserve(
-            task, tenant, spec, [m.content for m in messages], params.max_tokens, timeout
-        )
+        reservation: Reservation | None = None
         t0 = time.perf_counter()
         try:
+            reservation = self._reserve(
+                task, tenant, spec, [m.content for m in messages], params.max_tokens, timeout
+            )
             reply = ep.invoke(lambda t: provider.chat(messages, params, timeout_s=t), timeout)
         except BaseException as exc:
             self.budgets.settle(reservation, 0.0)
@@ -846,7 +885,8 @@ class Gateway:
         return {name: ep.breaker.state for name, ep in self._endpoints.items()}
 
     def close(self) -> None:
-        """Flush the call records and release providers."""
+        """Flush the call records and the cache's writes, and release providers."""
         for ep in self._endpoints.values():
             ep.close()
         self.meter.close()
+        self.cache.close()

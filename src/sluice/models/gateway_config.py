@@ -112,9 +112,13 @@ class CircuitSpec(_Spec):
 class MicroBatchSpec(_Spec):
     """Dynamic micro-batching of concurrent calls to a local encoder.
 
+    A request goes at once while the encoder is idle; requests that arrive while it is
+    busy are sent together when it is free (see :mod:`sluice.models.micro_batching`).
+
     Attributes:
         max_batch: Most texts dispatched together.
-        max_wait_ms: Longest a request waits for others to join its batch.
+        max_wait_ms: Kept so that older configurations load: 0 still turns batching
+            off; any other value is ignored, since no request waits for a window.
     """
 
     max_batch: int = Field(default=32, ge=1, le=4096)

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 from sqlalchemy import select
 
+from sluice.models.endpoints import error_kind
 from sluice.models.gateway_tables import model_calls
 from sluice.store import Store, new_id, utcnow
 
@@ -55,11 +56,14 @@ class Meter:
 
     def record(self, row: Mapping[str, Any]) -> None:
         """Queue one ``model_calls`` row."""
+        self._append(dict(row))
+
+    def _append(self, row: dict[str, Any]) -> None:
         with self._lock:
             if len(self._rows) >= 10 * self.max_buffer:
                 self.dropped += 1
                 return
-            self._rows.append(dict(row))
+            self._rows.append(row)
             full = len(self._rows) >= self.max_buffer
             if self._thread is None:
                 self._thread = threading.Thread(target=self._loop, name="sluice-meter", daemon=True)
@@ -90,16 +94,13 @@ class Meter:
         low_confidence: bool = False,
     ) -> None:
         """Queue the record of one provider invocation, cache hit or escalated answer."""
-        from sluice.models.endpoints import error_kind
-
         kind_of_error: str | None = error_kind(error) if error is not None else None
         message = str(error)[:2000] if error is not None else None
         if low_confidence:
             kind_of_error = "low_confidence"
             message = "confidence below the route's threshold: escalated to the next tier"
-        self.record(
-            {
-                "id": new_id("mcl"),
+        self._append(
+            {  # its id is drawn by the writer thread (flush), off the caller's path
                 "call_id": call_id,
                 "task": task,
                 "kind": kind,
@@ -137,6 +138,9 @@ class Meter:
             rows, self._rows = self._rows, []
         if not rows:
             return 0
+        for row in rows:
+            if "id" not in row:
+                row["id"] = new_id("mcl")
         try:
             with self.store.begin() as conn:
                 conn.execute(model_calls.insert(), rows)

@@ -48,6 +48,9 @@ class ServingVersions:
         self._retired: dict[tuple[str, str], bool] = {}
         self._epoch: int | None = None
         self._epoch_checked = -math.inf
+        # Bumped whenever the cached answers are dropped: an answer read from the registry
+        # before a drop must not be cached after it (it may predate a promotion).
+        self._generation = 0
         self._lock = threading.Lock()
 
     def refresh(self) -> None:
@@ -55,6 +58,7 @@ class ServingVersions:
         with self._lock:
             self._serving.clear()
             self._retired.clear()
+            self._generation += 1
             self._epoch_checked = -math.inf
 
     def _check_epoch(self) -> None:
@@ -67,16 +71,19 @@ class ServingVersions:
                 self._epoch = epoch
                 self._serving.clear()
                 self._retired.clear()
+                self._generation += 1
 
     def retired(self, model: str, version: str) -> bool:
         """Whether a person retired ``model@version`` (a kill switch for served models)."""
         with self._lock:
             self._check_epoch()
             found = self._retired.get((model, version))
+            generation = self._generation
         if found is None:
             found = self.registry.is_retired(model, version)
             with self._lock:
-                self._retired[(model, version)] = found
+                if generation == self._generation:
+                    self._retired[(model, version)] = found
         return found
 
     def versions(self, model: str) -> tuple[str, str | None]:
@@ -91,11 +98,13 @@ class ServingVersions:
         with self._lock:
             self._check_epoch()
             found = self._serving.get(model)
+            generation = self._generation
         if found is None:
             serving = self.registry.serving(model)
             found = (serving.production.version, serving.canary.version if serving.canary else None)
             with self._lock:
-                self._serving[model] = found
+                if generation == self._generation:
+                    self._serving[model] = found
         return found
 
     def head(self, model: str, version: str) -> LoadedHead:

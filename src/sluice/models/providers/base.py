@@ -31,13 +31,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Protocol, runtime_checkable
+from urllib.parse import urlsplit, urlunsplit
 
 import numpy as np
 import numpy.typing as npt
 
 from sluice.models.calls import ChatMessage, ChatParams, ChatReply, Usage
 
-__all__ = ["ChatProvider", "EmbeddingProvider", "Floats"]
+__all__ = ["ChatProvider", "EmbeddingProvider", "Floats", "public_url"]
 
 Floats = npt.NDArray[np.float32]
 
@@ -90,3 +91,21 @@ class ChatProvider(Protocol):
     def close(self) -> None:
         """Release processes, sessions and connections."""
         ...
+
+
+def public_url(url: str) -> str:
+    """``url`` without what must never reach the registry or the audit log.
+
+    A base URL may carry credentials (``https://user:key@host``) or a key in its query
+    (``?api-key=...``); both are dropped, as is the fragment.
+
+    Example:
+        >>> public_url("https://bob:s3cret@llm.example.com:8443/v1?api-key=k#x")
+        'https://llm.example.com:8443/v1'
+    """
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if ":" in host:  # an IPv6 literal goes back in brackets
+        host = f"[{host}]"
+    netloc = f"{host}:{parts.port}" if parts.port is not None else host
+    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))

@@ -59,7 +59,7 @@ import numpy as np
 
 from sluice.errors import ModelCallError, ModelTimeoutError
 from sluice.models.calls import ChatMessage, ChatParams, ChatReply, Usage
-from sluice.models.providers.base import Floats
+from sluice.models.providers.base import Floats, public_url
 
 __all__ = ["OpenAICompatibleProvider"]
 
@@ -109,7 +109,7 @@ class OpenAICompatibleProvider:
         self.version = version
         self.timeout_s = timeout_s
         self.request_logprobs = request_logprobs
-        self._shown_url = _without_userinfo(self.base_url)
+        self._shown_url = public_url(self.base_url)
         headers = {"Accept": "application/json"}
         if api_key:
             headers["Authorization"] = f"Bearer {api_key}"
@@ -345,14 +345,3 @@ def _error_text(response: httpx.Response) -> str:
             text = error or body
     shown = str(text).strip() or response.reason_phrase
     return shown if len(shown) <= _MAX_ERROR_TEXT else shown[:_MAX_ERROR_TEXT] + "..."
-
-
-def _without_userinfo(url: str) -> str:
-    """``url`` without ``user:password@``, for messages and reprs."""
-    try:
-        parsed = httpx.URL(url)
-    except httpx.InvalidURL:
-        return url
-    if not parsed.userinfo:
-        return url
-    return str(parsed.copy_with(username=None, password=None))
