@@ -42,6 +42,7 @@ bench: $(STAMP)  ## Run the benchmarks and update docs/benchmarks.md.
 	$(BIN)/python -m bench.triage_banking77
 	$(BIN)/python -m bench.lineage
 	$(BIN)/python -m bench.gateway
+	$(BIN)/python -m bench.retrieval --dataset scifact
 
 clean:  ## Remove the virtualenv, local state and caches.
 	rm -rf $(VENV) .sluice .pytest_cache .mypy_cache .ruff_cache build dist

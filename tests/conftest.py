@@ -22,12 +22,8 @@ import pytest
 TESTS = Path(__file__).parent
 sys.path.insert(0, str(TESTS))  # helpers and the toy pipelines used by execution tests
 
-from helpers import make_settings
+from helpers import POSTGRES_URL, make_settings
 from sluice.config import Settings
-
-POSTGRES_URL = os.environ.get(
-    "SLUICE_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
-)
 
 
 @pytest.fixture(autouse=True)

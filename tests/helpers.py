@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
 from sluice.config import Settings
+
+#: The PostgreSQL server tests use (one env var; the machine's server by default).
+POSTGRES_URL = os.environ.get(
+    "SLUICE_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
+)
 
 
 def make_settings(

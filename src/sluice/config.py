@@ -53,7 +53,7 @@ class Settings(BaseSettings):
         ),
     )
     app_version: str = Field(
-        default="sluice-2",
+        default="sluice-3",
         description=(
             "Pinned application version given to the durable engine. Runs are only "
             "recovered by workers with the same version; change it deliberately on "

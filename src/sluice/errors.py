@@ -31,7 +31,12 @@ SluiceError
 │   ├── InvalidDecisionError           the decision itself is not valid (422)
 │   └── DecisionConflictError          the task was already decided (409)
 ├── KnowledgeError                   knowledge base
-│   └── IngestError                    a file or record that cannot be ingested (422)
+│   ├── IngestError                    a file or record that cannot be ingested (422)
+│   ├── IndexNotReadyError             nothing to search yet: no active index version (409)
+│   ├── IndexVersionNotFoundError      no such index version (404)
+│   ├── IndexVersionError              a version change the knowledge base refuses (409)
+│   ├── EncoderMismatchError           the gateway serves another encoder than the index's (409)
+│   └── InvalidFilterError             a search filter that cannot be read (422)
 └── GovernanceError                  audit log, access control
     ├── AuditError                     the audit chain or its keys cannot be used
     ├── AuthenticationError            no valid token: missing, unknown, expired, revoked (401)
@@ -53,12 +58,17 @@ __all__ = [
     "CircuitOpenError",
     "ConfigError",
     "DecisionConflictError",
+    "EncoderMismatchError",
     "EventValidationError",
     "ExecutionError",
     "GovernanceError",
+    "IndexNotReadyError",
+    "IndexVersionError",
+    "IndexVersionNotFoundError",
     "IngestError",
     "IntakeError",
     "InvalidDecisionError",
+    "InvalidFilterError",
     "KnowledgeError",
     "MissingDependencyError",
     "ModelCallError",
@@ -364,6 +374,49 @@ class IngestError(KnowledgeError):
         if self.location is not None:
             out["location"] = self.location
         return out
+
+
+class IndexNotReadyError(KnowledgeError):
+    """The index has no active version to answer from (nothing was ingested yet)."""
+
+    code = "index_not_ready"
+    status = 409
+
+
+class IndexVersionNotFoundError(KnowledgeError, NotFoundError):
+    """No index version with that number in that index."""
+
+    code = "index_version_not_found"
+    status = 404
+
+
+class IndexVersionError(KnowledgeError):
+    """An index version change the knowledge base refuses.
+
+    Activating a version that is still building, rolling back with nothing to go back
+    to, building a configuration that already has a version.
+    """
+
+    code = "index_version_refused"
+    status = 409
+
+
+class EncoderMismatchError(KnowledgeError):
+    """The gateway now embeds with another encoder than the index version was built with.
+
+    Vectors of two encoders live in different spaces: comparing them gives nonsense, so
+    the query is refused rather than answered badly.
+    """
+
+    code = "encoder_mismatch"
+    status = 409
+
+
+class InvalidFilterError(KnowledgeError):
+    """A metadata filter that cannot be read (``key=value``, ``key>=value`` ...)."""
+
+    code = "invalid_filter"
+    status = 422
 
 
 class GovernanceError(SluiceError):

@@ -140,7 +140,17 @@ def test_demo_json_report_has_the_promised_figures(
     assert len(items) == 40
     shown = json.loads(cli("items", "show", items[0]["id"], "--json").stdout)
     assert shown["event"]["source"].startswith("sluice-demo/")
-    assert [s["step"] for s in shown["steps"]][:2] == ["classify", "prioritize"]
+    assert [s["step"] for s in shown["steps"]][:4] == [
+        "classify",
+        "prioritize",
+        "retrieve",
+        "draft_reply",
+    ]
+    assert report["knowledge"]["chunks"] > 0 and report["knowledge"]["failures"] == 0
+    # The lineage names the knowledge version and the passages the reply drew on.
+    lineage = cli("lineage", items[0]["id"])
+    assert lineage.exit_code == 0, lineage.output
+    assert "retrieve: knowledge default@v1 (hybrid), 4 passages" in lineage.stdout
     tasks = json.loads(cli("review", "list", "--json").stdout)
     gate = [t for t in tasks if t["kind"] == "gate"]
     assert len(gate) == report["waiting_review"]

@@ -9,6 +9,7 @@ from sqlalchemy import Column, MetaData, Table, select, text
 
 import sluice.execution.tables
 import sluice.governance.tables
+import sluice.knowledge.tables
 import sluice.models.gateway_tables
 import sluice.models.tables
 import sluice.review.tables  # noqa: F401
@@ -22,12 +23,20 @@ def test_migrations_build_exactly_the_declared_tables(settings: Settings) -> Non
     store = open_store(settings)
     try:
         assert current_revision(store) == head_revision()
+        declared = metadata
+        if store.dialect == "postgresql":
+            # Tables that exist on PostgreSQL only (the knowledge base's postings).
+            from sluice.knowledge.keyword_postgres import postings_metadata
+
+            declared = MetaData(naming_convention=metadata.naming_convention)
+            for table in [*metadata.sorted_tables, *postings_metadata.sorted_tables]:
+                table.to_metadata(declared)
         with store.engine.connect() as conn:
             ctx = MigrationContext.configure(conn)
-            ours = {t.name for t in metadata.sorted_tables}
+            ours = {t.name for t in declared.sorted_tables}
             diff = [
                 d
-                for d in compare_metadata(ctx, metadata)
+                for d in compare_metadata(ctx, declared)
                 # DBOS's own tables share the database; they are not ours to compare.
                 if not (d[0] == "remove_table" and d[1].name not in ours)
             ]
@@ -85,6 +94,47 @@ def test_timestamps_come_back_aware_in_utc(settings: Settings) -> None:
     with pytest.raises(Exception, match="naive datetime"), store.begin() as conn:
         conn.execute(table.insert().values(at=datetime(2026, 1, 1)))
     store.dispose()
+
+
+def test_a_read_sees_one_snapshot_whatever_commits_meanwhile(settings: Settings) -> None:
+    store = open_store(settings)
+    table = Table("t_counter", MetaData(), Column("n", sa.Integer))
+    table.create(store.engine)
+    with store.begin() as conn:
+        conn.execute(table.insert().values(n=1))
+    try:
+        with store.read() as reader:
+            assert reader.execute(select(table.c.n)).scalar_one() == 1
+            with store.begin() as writer:  # another connection commits meanwhile
+                writer.execute(table.update().values(n=2))
+            # PostgreSQL's READ COMMITTED would show 2 here: a mixture of two commits.
+            assert reader.execute(select(table.c.n)).scalar_one() == 1
+        with store.read() as reader:
+            assert reader.execute(select(table.c.n)).scalar_one() == 2
+    finally:
+        store.dispose()
+
+
+@pytest.mark.postgres
+def test_reads_on_postgres_are_repeatable_and_read_only(postgres_settings: Settings) -> None:
+    store = open_store(postgres_settings)
+    try:
+        with store.read() as conn:
+            level = conn.execute(text("SHOW transaction_isolation")).scalar()
+            read_only = conn.execute(text("SHOW transaction_read_only")).scalar()
+        assert (level, read_only) == ("repeatable read", "on")
+        with (
+            pytest.raises(sa.exc.InternalError, match="read-only transaction"),
+            store.read() as conn,
+        ):
+            conn.execute(text("CREATE TABLE t_nope (n integer)"))
+        # The pooled connection is back to the defaults for writers.
+        with store.begin() as conn:
+            level = conn.execute(text("SHOW transaction_isolation")).scalar()
+            read_only = conn.execute(text("SHOW transaction_read_only")).scalar()
+        assert (level, read_only) == ("read committed", "off")
+    finally:
+        store.dispose()
 
 
 def test_ids_are_unique_and_sort_by_creation_time() -> None:

@@ -230,6 +230,15 @@ def lineage(
         )
     console.print(table)
     for s in record["steps"]:
+        for lookup in s.get("retrieval") or []:
+            cited = ", ".join(
+                f"{h['citation']['title'] or h['citation']['source']} [{h['chunk_id'][:8]}]"
+                for h in lookup["hits"]
+            )
+            console.print(
+                f"  {s['step']}: knowledge {lookup['index_version']} ({lookup['mode']}), "
+                f"{len(lookup['hits'])} passages: {cited or 'none'}"
+            )
         for call in s.get("model_calls") or []:
             route = [f"tier {call['tier']}"]
             if call.get("canary"):

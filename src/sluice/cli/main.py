@@ -14,7 +14,18 @@ import typer
 from rich.logging import RichHandler
 
 from sluice import __version__
-from sluice.cli import audit, items, model_usage, models, replay, review, run, serve, tokens
+from sluice.cli import (
+    audit,
+    items,
+    kb,
+    model_usage,
+    models,
+    replay,
+    review,
+    run,
+    serve,
+    tokens,
+)
 from sluice.cli._common import STATE, err_console
 
 __all__ = ["app"]
@@ -75,6 +86,7 @@ app.add_typer(items.rejects_app, name="rejects")
 app.add_typer(review.app, name="review")
 model_usage.register(models.app)
 app.add_typer(models.app, name="models")
+app.add_typer(kb.app, name="kb")
 app.add_typer(audit.app, name="audit")
 app.add_typer(tokens.app, name="tokens")
 audit.register(app)

@@ -105,6 +105,7 @@ def _print_demo(out: dict[str, object]) -> None:
             f"{model['gate']['threshold']:.3f} for "
             f"{model['gate']['target_precision']:.0%} precision",
         ),
+        *_knowledge_row(out.get("knowledge")),
         ("items processed", str(out["processed"])),
         ("auto-handled", f"{out['auto_handled']} ({out['automation_rate']:.1%} automation)"),
         (
@@ -142,6 +143,19 @@ def _print_demo(out: dict[str, object]) -> None:
         "Next: `sluice review list` to see what waits for a human, "
         "`sluice outbox list` for the routed tickets."
     )
+
+
+def _knowledge_row(kb: object) -> list[tuple[str, str]]:
+    if not isinstance(kb, dict):
+        return []
+    documents = kb["new"] + kb["changed"] + kb["unchanged"]
+    return [
+        (
+            "knowledge base",
+            f"{documents} documents ({kb['new']} new, {kb['changed']} changed), "
+            f"{kb['chunks']} chunks indexed now; `sluice kb search` to query it",
+        )
+    ]
 
 
 def _pct(p: dict[str, float]) -> str:

@@ -99,6 +99,7 @@ def item_lineage(store: Store, item_id: str) -> dict[str, Any]:
                 ),
                 "cost": row["cost"],
                 "model_calls": row["model_calls"] or [],
+                "retrieval": row["retrieval"] or [],
                 "input_hash": row["input_hash"],
                 "output": row["output"],
                 "error_type": row["error_type"],

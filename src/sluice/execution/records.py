@@ -80,6 +80,7 @@ class StepRecord:
     model_version: str | None = None
     cost: float = 0.0
     model_calls: list[Mapping[str, Any]] | None = None
+    retrieval: list[Mapping[str, Any]] | None = None
     error_type: str | None = None
     error: str | None = None
     executor_id: str | None = None
@@ -94,7 +95,7 @@ _RUN_FIELDS = (
 
 
 #: Columns added after the first release: absent from the digest when empty.
-_OPTIONAL_RUN_FIELDS = frozenset({"model_calls"})
+_OPTIONAL_RUN_FIELDS = frozenset({"model_calls", "retrieval"})
 
 #: What of an item's event its ``item.created`` audit digest covers.
 EVENT_FIELDS = (

@@ -210,6 +210,7 @@ def _attempt(
                 model_version=out.model_version,
                 cost=out.cost,
                 model_calls=[dict(c) for c in out.model_calls] or None,
+                retrieval=[dict(r) for r in out.retrieval] or None,
             )
             for item, out in zip(items, outputs, strict=True)
         ]

@@ -94,6 +94,7 @@ step_runs = Table(
     # The model gateway's call records for this item (endpoint, version, route decision,
     # tokens, cost, cache): see sluice.models.CallRecord.
     Column("model_calls", JSONType),
+    Column("retrieval", JSONType),
     Column("error_type", String(100)),
     Column("error", Text),
     Column("executor_id", String(200)),

@@ -66,6 +66,9 @@ class StepOutput:
         model_calls: The model gateway's call records for this item, as JSON
             (``CallRecord.to_dict()``): endpoint, version, route decision, tokens, cost,
             cache. They are stored with the step run and covered by its audit digest.
+        retrieval: The knowledge lookups behind this output, as JSON
+            (``SearchResult.lineage()``): the index version that answered and the cited
+            passages. Stored with the step run and covered by its audit digest.
     """
 
     value: Mapping[str, JSON]
@@ -73,6 +76,7 @@ class StepOutput:
     model_version: str | None = None
     cost: float = 0.0
     model_calls: tuple[Mapping[str, JSON], ...] = ()
+    retrieval: tuple[Mapping[str, JSON], ...] = ()
 
 
 @dataclass(frozen=True)

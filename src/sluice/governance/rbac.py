@@ -11,9 +11,11 @@ role       may
 =========  =================================================================
 admin      everything
 operator   run and submit work, retry items and rejects, read items, review
-           tasks, models, outbox; train models
+           tasks, models, outbox; train models; search and ingest the knowledge
+           base (activating an index version is for admins)
 reviewer   read and decide review tasks in the queues assigned to them
-auditor    read everything (items, lineage, audit log, models, review), change nothing
+auditor    read everything (items, lineage, audit log, models, review, knowledge
+           base), change nothing
 service    submit events and read the items of its pipelines (machine clients)
 =========  =================================================================
 
@@ -59,6 +61,9 @@ Permission = Literal[
     "models:read",
     "models:train",
     "models:promote",
+    "knowledge:read",
+    "knowledge:ingest",
+    "knowledge:activate",
     "audit:read",
     "audit:checkpoint",
     "tokens:manage",
@@ -83,6 +88,8 @@ POLICY: dict[Role, frozenset[Permission]] = {
             "review:read",
             "models:read",
             "models:train",
+            "knowledge:read",
+            "knowledge:ingest",
             "worker:run",
         }
     ),

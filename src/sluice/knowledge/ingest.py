@@ -8,7 +8,9 @@ read. A failure never stops the walk.
 Walking a folder: files and folders whose names start with ``.`` are skipped, files
 with an extension no reader handles are listed in :attr:`IngestBatch.skipped` (a file
 named explicitly with such an extension is a failure instead), and ``exclude`` glob
-patterns are matched against each file's name and its path relative to the folder.
+patterns are matched against each file's name and its path relative to the folder. A
+folder that cannot be listed is a failure (``unreadable_folder``), not an empty folder:
+ingest keeps the documents stored from under it.
 
 Source URIs: a file's ``file://`` URI by default; with ``root``, its path relative to
 ``root`` (POSIX separators), so ids stay the same when the folder moves to another
@@ -59,6 +61,7 @@ from sluice.knowledge.readers import (
 __all__ = [
     "DEFAULT_MAX_FILE_BYTES",
     "READERS",
+    "UNREADABLE_FOLDER",
     "ChangePlan",
     "IngestBatch",
     "IngestFailure",
@@ -69,6 +72,9 @@ __all__ = [
 
 #: Files larger than this are refused (``too_large``) unless the caller raises it.
 DEFAULT_MAX_FILE_BYTES = 50 * 1024 * 1024
+
+#: The failure code of a folder that could not be listed while walking.
+UNREADABLE_FOLDER = "unreadable_folder"
 
 
 @dataclass(frozen=True)
@@ -128,9 +134,10 @@ class IngestFailure:
     """One file, or one record in a file, that was not ingested.
 
     Attributes:
-        path: The file.
+        path: The file (the folder, for ``unreadable_folder``).
         code: Why, as a stable short code: ``not_found``, ``unsupported_format``,
-            ``too_large``, ``unreadable``, ``not_utf8``, ``corrupt``, ``encrypted``,
+            ``too_large``, ``unreadable``, ``unreadable_folder``, ``not_utf8``,
+            ``corrupt``, ``encrypted``,
             ``no_text_layer``, ``empty``, ``bad_front_matter``, ``missing_column``,
             ``bad_record``, ``duplicate_id``, ``outside_root``, ``reader_error``.
         message: What is wrong, for people.
@@ -252,12 +259,30 @@ def _excluded(path: Path, folder: Path, patterns: Sequence[str]) -> bool:
     return any(fnmatch.fnmatch(path.name, p) or fnmatch.fnmatch(relative, p) for p in patterns)
 
 
-def _walk(folder: Path, recursive: bool) -> Iterator[Path]:
-    for current, dirs, files in os.walk(folder):
+def _unlisted(error: OSError, folder: Path) -> IngestFailure:
+    where = Path(error.filename) if error.filename else folder
+    return IngestFailure(
+        where,
+        UNREADABLE_FOLDER,
+        f"{where}: the folder cannot be listed ({error.strerror or error})",
+        hint="fix its permissions and ingest again: the documents stored from under it "
+        "are kept until then",
+    )
+
+
+def _walk(folder: Path, recursive: bool) -> Iterator[Path | IngestFailure]:
+    """Files under ``folder``, and a failure for each folder that could not be listed."""
+    # os.walk skips a folder it cannot list unless told: it would look empty, and every
+    # document stored from under it would be pruned.
+    errors: list[OSError] = []
+    for current, dirs, files in os.walk(folder, onerror=errors.append):
+        yield from (_unlisted(e, folder) for e in errors)
+        errors.clear()
         dirs[:] = sorted(d for d in dirs if not _hidden(d)) if recursive else []
         for name in sorted(files):
             if not _hidden(name):
                 yield Path(current) / name
+    yield from (_unlisted(e, folder) for e in errors)
 
 
 def _source_uri(path: Path, root: Path | None) -> str:
@@ -282,6 +307,9 @@ def _files(
     for given in paths:
         if given.is_dir():
             for path in _walk(given, recursive):
+                if isinstance(path, IngestFailure):
+                    yield path.path, path, False
+                    continue
                 if _excluded(path, given, exclude):
                     continue
                 yield path, None, path.suffix.lower() not in READERS

@@ -78,9 +78,20 @@ class Store:
 
     @contextmanager
     def read(self) -> Iterator[Connection]:
-        """A read-only transaction (a consistent snapshot on both backends)."""
-        with self.engine.connect() as conn, conn.begin():
-            yield conn
+        """A read-only transaction: one consistent snapshot on both backends.
+
+        On SQLite (WAL) a transaction reads one snapshot by nature. PostgreSQL's default,
+        READ COMMITTED, takes a new snapshot per statement, so a reader could combine
+        rows of different commits (a version's statistics from one, its chunks from
+        the next); reads there run REPEATABLE READ (one snapshot for the whole
+        transaction) and READ ONLY (a write through a read connection fails instead of
+        committing). Both settings are reset when the connection returns to the pool.
+        """
+        with self.engine.connect() as conn:
+            if self.dialect == "postgresql":
+                conn.execution_options(isolation_level="REPEATABLE READ", postgresql_readonly=True)
+            with conn.begin():
+                yield conn
 
     def dispose(self) -> None:
         """Close every pooled connection (call before a process forks or exits)."""

@@ -11,7 +11,13 @@ from sluice.knowledge.readers.html import read_html
 from sluice.knowledge.readers.markdown import parse_front_matter, read_markdown
 from sluice.knowledge.readers.pdf import read_pdf
 from sluice.knowledge.readers.plain import read_text
-from sluice.knowledge.readers.records import FaqColumns, JsonlFields, read_faq_csv, read_jsonl
+from sluice.knowledge.readers.records import (
+    FaqColumns,
+    JsonlFields,
+    read_faq_csv,
+    read_jsonl,
+    split_faq_text,
+)
 
 __all__ = [
     "FaqColumns",
@@ -24,4 +30,5 @@ __all__ = [
     "read_markdown",
     "read_pdf",
     "read_text",
+    "split_faq_text",
 ]

@@ -30,6 +30,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -42,7 +43,7 @@ from sluice.knowledge.readers.common import (
     title_from_source,
 )
 
-__all__ = ["FaqColumns", "JsonlFields", "read_faq_csv", "read_jsonl"]
+__all__ = ["FaqColumns", "JsonlFields", "read_faq_csv", "read_jsonl", "split_faq_text"]
 
 
 @dataclass(frozen=True)
@@ -238,3 +239,19 @@ def read_faq_csv(
             )
         )
     return out
+
+
+_FAQ_TEXT = re.compile(r"\AQ: (?P<question>.+?)\nA: (?P<answer>.+)\Z", re.DOTALL)
+
+
+def split_faq_text(text: str) -> tuple[str, str] | None:
+    r"""(question, answer) of a whole FAQ entry as :func:`read_faq_csv` writes it, else None.
+
+    Example:
+        >>> split_faq_text("Q: Can I pay later?\nA: No.")
+        ('Can I pay later?', 'No.')
+        >>> split_faq_text("# Refunds\n\nThey take 5 days.") is None
+        True
+    """
+    found = _FAQ_TEXT.match(text)
+    return (found["question"], found["answer"]) if found else None

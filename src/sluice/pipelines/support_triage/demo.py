@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from sluice.execution import parse_jsonl, queue_counts, submit_lines
-from sluice.models import ModelRecord, read_labelled_csv, train_classifier
+from sluice.knowledge import IngestReport, KnowledgeBase
+from sluice.models import Gateway, ModelRecord, read_labelled_csv, train_classifier
 from sluice.observability import RunReport, build_run_report
 from sluice.pipelines.support_triage.pipeline import MODEL_NAME, sample_path, triage
 from sluice.runtime import Runtime
@@ -37,6 +38,7 @@ class DemoResult:
     model: ModelRecord
     train_seconds: float
     run_id: str
+    knowledge: IngestReport | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form (``--json``)."""
@@ -51,6 +53,16 @@ class DemoResult:
                 "gate": gate,
             },
             "train_seconds": round(self.train_seconds, 2),
+            "knowledge": (
+                {
+                    k: v
+                    for k, v in self.knowledge.to_dict().items()
+                    if k in ("index", "new", "changed", "unchanged", "chunks", "versions")
+                }
+                | {"failures": len(self.knowledge.failures)}
+                if self.knowledge is not None
+                else None
+            ),
             **self.report.to_dict(),
         }
 
@@ -99,6 +111,7 @@ def run_demo(
     train_seconds = time.monotonic() - started
     if model.stage != "production":
         model = runtime.models.production(MODEL_NAME)
+    knowledge = ingest_sample_knowledge(runtime, progress=progress)
 
     run_id = new_id("run")[4:]
     source = f"sluice-demo/{run_id}"
@@ -128,4 +141,22 @@ def run_demo(
         truth=truth,
         step_order=[*(s.name for s in triage.steps), "gate", "review", "action"],
     )
-    return DemoResult(report=report, model=model, train_seconds=train_seconds, run_id=run_id)
+    return DemoResult(
+        report=report,
+        model=model,
+        train_seconds=train_seconds,
+        run_id=run_id,
+        knowledge=knowledge,
+    )
+
+
+def ingest_sample_knowledge(runtime: Runtime, *, progress: Progress | None = None) -> IngestReport:
+    """Ingest the shipped knowledge base (unchanged files are skipped by content hash)."""
+    folder = sample_path("kb")
+    gateway = Gateway(runtime.settings, runtime.store)
+    try:
+        return KnowledgeBase(runtime.store, gateway).ingest(
+            [folder], root=folder, actor="demo", exclude=["README.md"], progress=progress
+        )
+    finally:
+        gateway.close()

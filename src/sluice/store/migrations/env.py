@@ -6,6 +6,7 @@ from alembic import context
 # This module is a leaf: nothing imports it, so these imports add no layering edge.
 import sluice.execution.tables
 import sluice.governance.tables
+import sluice.knowledge.tables
 import sluice.models.gateway_tables
 import sluice.models.tables
 import sluice.review.tables  # noqa: F401
