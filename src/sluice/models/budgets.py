@@ -18,6 +18,7 @@ Example:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -26,11 +27,29 @@ from sqlalchemy import Connection, select, update
 from sluice.errors import BudgetExceededError
 from sluice.governance import AuditEvent, append
 from sluice.models._sql import insert_ignore
-from sluice.models.gateway_config import Budgets, BudgetSpec
+from sluice.models.gateway_config import Budgets, BudgetSpec, Price
 from sluice.models.gateway_tables import model_spend
 from sluice.store import Store, utcnow
 
-__all__ = ["BudgetLedger", "Reservation"]
+__all__ = ["BudgetLedger", "Reservation", "worst_case_cost"]
+
+
+def worst_case_cost(
+    price: Price, texts: Sequence[str], max_output_tokens: int, timeout_s: float
+) -> float:
+    """What a call could cost at most, the amount it reserves before it goes out.
+
+    One token per character in (English averages ~4 characters a token, but digits,
+    code and some scripts come close to one) plus a chat template's few tokens per
+    message, ``max_output_tokens`` out, the whole timeout: so that calls in flight
+    together cannot pass a hard limit. The settled cost is the real one.
+    """
+    return price.cost(
+        input_tokens=sum(len(t) + 8 for t in texts),
+        output_tokens=max_output_tokens,
+        seconds=timeout_s,
+        calls=len(texts),
+    )
 
 
 @dataclass(frozen=True)

@@ -31,24 +31,21 @@ Example:
 from __future__ import annotations
 
 import functools
-import hashlib
 import json
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
-from typing import Any, TypeVar
+from dataclasses import replace
+from typing import Any
 
 import numpy as np
 
 from sluice.config import Settings
 from sluice.errors import (
-    BudgetExceededError,
     ConfigError,
     ModelCallError,
-    SluiceError,
 )
-from sluice.models.budgets import BudgetLedger, Reservation
+from sluice.models.budgets import BudgetLedger, Reservation, worst_case_cost
 from sluice.models.calls import (
     CacheOutcome,
     CallKind,
@@ -67,32 +64,12 @@ from sluice.models.metering import Meter
 from sluice.models.providers.base import ChatProvider, EmbeddingProvider, Floats
 from sluice.models.registry import ModelRegistry
 from sluice.models.response_cache import ResponseCache, cache_key, normalize_text
-from sluice.models.semantic_cache import SemanticCache
+from sluice.models.routing import Target, call_with_fallbacks, canary_bucket
+from sluice.models.semantic_cache import SemanticCache, semantic_scope
 from sluice.models.serving import ServingVersions
 from sluice.store import Store, new_id
 
 __all__ = ["Gateway", "canary_bucket"]
-
-T = TypeVar("T")
-
-
-def canary_bucket(task: str, key: str) -> float:
-    """Where ``key`` falls in [0, 100) for ``task``'s canary split (stable across hosts).
-
-    >>> canary_bucket("support-intent", "itm_1") == canary_bucket("support-intent", "itm_1")
-    True
-    """
-    digest = hashlib.sha256(f"{task}\x00{key}".encode()).digest()
-    return int.from_bytes(digest[:8], "big") / 2**64 * 100
-
-
-@dataclass(frozen=True)
-class _Target:
-    """An endpoint and (for registry models) the version to call."""
-
-    endpoint: str
-    version: str | None
-    canary: bool
 
 
 class Gateway:
@@ -169,7 +146,7 @@ class Gateway:
         for tier, endpoint in enumerate(route.tiers):
             if not pending:
                 break
-            groups: dict[_Target, list[int]] = {}
+            groups: dict[Target, list[int]] = {}
             for i in pending:
                 target = self._target(task, route, tier, endpoint, keys[i])
                 groups.setdefault(target, []).append(i)
@@ -195,7 +172,7 @@ class Gateway:
                         cost=got.record.cost + escalated_cost.get(i, 0.0),
                     )
                     results[i] = replace(got, record=record)
-            self._meter_escalations([answered[i].record for i in still], tenant)
+            self.meter.low_confidence([answered[i].record for i in still], tenant)
             pending = still
         return [r for r in results if r is not None]
 
@@ -216,7 +193,7 @@ class Gateway:
         route = self._route(task, "embed", timeout_s)
         call_id = new_id("call")
         chain = self._chain(route, route.tiers[0])
-        vectors, records = self._with_fallbacks(
+        vectors, records = call_with_fallbacks(
             chain,
             lambda ep, fallbacks: self._embed_at(
                 task, route, ep, list(texts), call_id, tenant, fallbacks
@@ -270,7 +247,7 @@ class Gateway:
                     canary_endpoint=target.endpoint if target.canary else None,
                 )
             )
-            reply, record = self._with_fallbacks(self._chain(route, target.endpoint), attempt)
+            reply, record = call_with_fallbacks(self._chain(route, target.endpoint), attempt)
             low = (
                 route.escalate_below is not None
                 and reply.confidence is not None
@@ -279,7 +256,7 @@ class Gateway:
             if tier < last_tier and low:
                 escalated.append(record.endpoint)
                 escalated_cost += record.cost
-                self._meter_escalations([record], tenant)
+                self.meter.low_confidence([record], tenant)
                 continue
             return Chatted(
                 reply,
@@ -333,7 +310,7 @@ class Gateway:
         """Re-read the serving versions from the registry on the next call."""
         self.serving.refresh()
 
-    def _target(self, task: str, route: RouteSpec, tier: int, endpoint: str, key: str) -> _Target:
+    def _target(self, task: str, route: RouteSpec, tier: int, endpoint: str, key: str) -> Target:
         spec = self.config.endpoints[endpoint]
         canary = route.canary if tier == 0 else None
         in_canary = (
@@ -342,14 +319,14 @@ class Gateway:
             and (canary_bucket(task, key) < canary.percent)
         )
         if in_canary and canary is not None and canary.endpoint:
-            return _Target(canary.endpoint, self._registry_version(canary.endpoint), True)
+            return Target(canary.endpoint, self._registry_version(canary.endpoint), True)
         if spec.provider != "local-classifier":
-            return _Target(endpoint, None, False)
+            return Target(endpoint, None, False)
         assert spec.model is not None
         production, canary_version = self.serving.versions(spec.model)
         if in_canary and canary_version is not None:
-            return _Target(endpoint, canary_version, True)
-        return _Target(endpoint, production, False)
+            return Target(endpoint, canary_version, True)
+        return Target(endpoint, production, False)
 
     def _registry_version(self, endpoint: str) -> str | None:
         spec = self.config.endpoints[endpoint]
@@ -362,55 +339,9 @@ class Gateway:
         chain += [e for e in route.fallbacks if e not in chain]
         return chain
 
-    # -- fallbacks ---------------------------------------------------------------------------
-    def _with_fallbacks(
-        self, chain: Sequence[str], attempt: Callable[[str, tuple[str, ...]], T]
-    ) -> T:
-        failed: list[str] = []
-        last: BaseException | None = None
-        for endpoint in chain:
-            try:
-                return attempt(endpoint, tuple(failed))
-            except BudgetExceededError:
-                raise  # a budget refusal is final: no fallback may spend around it
-            except ModelCallError as exc:
-                last = exc
-            except SluiceError as exc:
-                if not exc.retryable:
-                    raise  # a mistake (config, missing model) is not fixed by another endpoint
-                last = exc
-            except Exception as exc:  # whatever the provider raised: the endpoint failed
-                last = exc
-            failed.append(endpoint)
-        assert last is not None
-        raise ModelCallError(
-            f"every endpoint of the route failed ({', '.join(chain)}); last: {last}",
-            endpoint=chain[-1],
-            hint="see `sluice models usage` for the endpoints' errors",
-        ) from last
-
     # -- one endpoint --------------------------------------------------------------------------
     def _timeout(self, route: RouteSpec, endpoint: str) -> float:
         return route.timeout_s or self.config.endpoints[endpoint].timeout_s
-
-    def _meter_escalations(self, records: Sequence[CallRecord], tenant: str | None) -> None:
-        """Count answers passed up a tier as ``low_confidence`` (no latency of their own)."""
-        for record in records:
-            self.meter.call(
-                call_id=record.call_id,
-                task=record.task,
-                kind=record.kind,
-                endpoint=record.endpoint,
-                model=record.model,
-                version=record.version,
-                tenant=tenant,
-                inputs=1,
-                latency_ms=0.0,
-                cache="off",
-                tier=record.tier,
-                canary=record.canary,
-                low_confidence=True,
-            )
 
     def _provider(self, endpoint: str) -> Any:
         """The endpoint's provider, its model catalogued in the registry and not retired.
@@ -600,7 +531,7 @@ class Gateway:
         task: str,
         route: RouteSpec,
         tier: int,
-        target: _Target,
+        target: Target,
         idxs: list[int],
         texts: Sequence[str],
         tenant: str | None,
@@ -696,7 +627,7 @@ class Gateway:
                 for i, p, h in zip(idxs, predictions, hit, strict=True)
             }
 
-        return self._with_fallbacks(chain, attempt)
+        return call_with_fallbacks(chain, attempt)
 
     def _reserve(
         self,
@@ -709,32 +640,13 @@ class Gateway:
     ) -> Reservation | None:
         if not spec.price.is_paid:
             return None
-        # Worst case, so that calls in flight together cannot pass a hard limit: one
-        # token per character in (English averages ~4 characters a token, but digits,
-        # code and some scripts come close to one) plus a chat template's few tokens per
-        # message, max_tokens out, the whole timeout. The settled cost is the real one.
-        input_tokens = sum(len(t) + 8 for t in texts)
-        estimate = spec.price.cost(
-            input_tokens=input_tokens,
-            output_tokens=max_output_tokens,
-            seconds=timeout_s,
-            calls=len(texts),
-        )
+        estimate = worst_case_cost(spec.price, texts, max_output_tokens, timeout_s)
         return self.budgets.reserve(task, tenant, estimate)
-
-    def _semantic_encoder(self) -> str:
-        for name, spec in self.config.endpoints.items():
-            if spec.provider == "local-encoder":
-                return name
-        raise ConfigError(
-            "the semantic cache needs a local-encoder endpoint to embed questions",
-            hint='declare one, e.g. [endpoints.minilm] provider = "local-encoder"',
-        )
 
     def _semantic_cache(self) -> SemanticCache:
         with self._lock:
             if self._semantic is None:
-                encoder = self._semantic_encoder()
+                encoder = self.config.semantic_encoder()
                 self._semantic = SemanticCache(
                     self.cache,
                     lambda texts: self._vectors(
@@ -810,24 +722,15 @@ class Gateway:
             if hit is not None:
                 meter(latency_ms=0.0, cache="exact")
                 return ChatReply.from_dict(json.loads(hit)), record(cache="exact")
-        semantic_scope = ""
+        scope = ""
         question = ""
         if route.cache.semantic and params.temperature == 0:
-            context = list(wire[:-1])
-            # Questions are compared as vectors of one encoder version: a new encoder
-            # version starts an empty scope rather than compare across vector spaces.
-            encoder = self._encoder(self._semantic_encoder())
-            encoder_ref = f"{encoder.model}@{encoder.version}"
-            semantic_scope = (
-                f"{model_ref}:"
-                + cache_key("semantic-scope", model_ref, [context, encoder_ref], params.to_dict())[
-                    :24
-                ]
+            encoder = self._encoder(self.config.semantic_encoder())
+            scope = semantic_scope(
+                model_ref, wire[:-1], f"{encoder.model}@{encoder.version}", params.to_dict()
             )
             question = wire[-1]["content"]
-            found = self._semantic_cache().lookup(
-                semantic_scope, question, route.cache.semantic_threshold
-            )
+            found = self._semantic_cache().lookup(scope, question, route.cache.semantic_threshold)
             if found is not None:
                 meter(latency_ms=0.0, cache="semantic")
                 return ChatReply.from_dict(json.loads(found.value)), record(cache="semantic")
@@ -865,9 +768,9 @@ class Gateway:
                 {key: json.dumps(reply.to_dict()).encode()},
                 ttl_s=route.cache.ttl_s,
             )
-        if semantic_scope:
+        if scope:
             self._semantic_cache().store(
-                semantic_scope,
+                scope,
                 question,
                 json.dumps(reply.to_dict()).encode(),
                 ttl_s=route.cache.ttl_s,

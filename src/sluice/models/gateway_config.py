@@ -253,6 +253,20 @@ class GatewayConfig(_Spec):
     budgets: Budgets = Field(default_factory=Budgets)
     cache: CacheLimits = Field(default_factory=CacheLimits)
 
+    def semantic_encoder(self) -> str:
+        """The endpoint that embeds questions for the semantic cache: the first local encoder.
+
+        Raises:
+            ConfigError: No local-encoder endpoint is declared.
+        """
+        for name, spec in self.endpoints.items():
+            if spec.provider == "local-encoder":
+                return name
+        raise ConfigError(
+            "the semantic cache needs a local-encoder endpoint to embed questions",
+            hint='declare one, e.g. [endpoints.minilm] provider = "local-encoder"',
+        )
+
     @model_validator(mode="after")
     def _references(self) -> GatewayConfig:
         problems: list[str] = []

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 from sqlalchemy import select
 
+from sluice.models.calls import CallRecord
 from sluice.models.endpoints import error_kind
 from sluice.models.gateway_tables import model_calls
 from sluice.store import Store, new_id, utcnow
@@ -122,6 +123,25 @@ class Meter:
                 "started_at": utcnow(),
             }
         )
+
+    def low_confidence(self, records: Sequence[CallRecord], tenant: str | None) -> None:
+        """Count answers passed up a tier as ``low_confidence`` (no latency of their own)."""
+        for record in records:
+            self.call(
+                call_id=record.call_id,
+                task=record.task,
+                kind=record.kind,
+                endpoint=record.endpoint,
+                model=record.model,
+                version=record.version,
+                tenant=tenant,
+                inputs=1,
+                latency_ms=0.0,
+                cache="off",
+                tier=record.tier,
+                canary=record.canary,
+                low_confidence=True,
+            )
 
     def _loop(self) -> None:
         while not self._stopped.is_set():

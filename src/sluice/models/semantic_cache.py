@@ -20,22 +20,36 @@ from __future__ import annotations
 import hashlib
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 import numpy as np
 from sqlalchemy import select
 
 from sluice.models.gateway_tables import model_cache
 from sluice.models.providers.base import Floats
-from sluice.models.response_cache import ResponseCache, normalize_text
+from sluice.models.response_cache import ResponseCache, cache_key, normalize_text
 from sluice.store import utcnow
 
-__all__ = ["SemanticCache", "SemanticHit"]
+__all__ = ["SemanticCache", "SemanticHit", "semantic_scope"]
 
 _MAX_PER_SCOPE = 20_000
 _REFRESH_S = 5.0
+
+
+def semantic_scope(
+    model_ref: str, context: Sequence[Any], encoder_ref: str, params: Mapping[str, Any]
+) -> str:
+    """The scope inside which questions may answer each other.
+
+    Same model version, same conversation before the question, same parameters, and
+    the same encoder version: questions are compared as vectors of one encoder, so a
+    new encoder version starts an empty scope rather than compare across vector spaces.
+    """
+    digest = cache_key("semantic-scope", model_ref, [list(context), encoder_ref], params)
+    return f"{model_ref}:{digest[:24]}"
 
 
 @dataclass(frozen=True)
