@@ -154,3 +154,27 @@ def latencies(
             times[mode].append(time.perf_counter() - t0)
         tick(label, i + 1, len(queries))
     return {m: percentiles_ms(t) for m, t in times.items()}
+
+
+def ann_recall(
+    ann: Any,
+    exact: Any,
+    queries: Sequence[str],
+    *,
+    version: int,
+    k: int,
+    tick: Tick,
+    label: str,
+) -> float:
+    """Mean share of the exact dense top ``k`` that the approximate index also returns.
+
+    ``ann`` and ``exact`` are knowledge bases over the same store, one searching with
+    pgvector's HNSW index and one with the exact in-process index.
+    """
+    shares = []
+    for i, query in enumerate(queries):
+        truth = {h.chunk_id for h in exact.search(query, k=k, mode="dense", version=version).hits}
+        found = {h.chunk_id for h in ann.search(query, k=k, mode="dense", version=version).hits}
+        shares.append(len(truth & found) / max(1, len(truth)))
+        tick(label, i + 1, len(queries))
+    return round(statistics.fmean(shares), 4)

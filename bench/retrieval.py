@@ -19,7 +19,10 @@ process, on a fresh store (SQLite, or a scratch database on ``--postgres``'s ser
    Recall@100 over the split's judged queries, per document: a document ranks where
    its best chunk ranks, enough chunks being retrieved to fill 100 documents;
 5. **latency**: p50/p95 of ordinary searches (10 chunks) for each version and mode,
-   one query at a time, every query embedded (the gateway's cache is off for these).
+   one query at a time, every query embedded (the gateway's cache is off for these);
+6. **pgvector** (PostgreSQL servers that have it): dense search runs on an HNSW index
+   in the database, so its recall@10 against the exact in-process index over the same
+   vectors is measured for each version.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from bench._beir import BeirDataset, load_beir, mean_scores
 from bench._common import Timer, data_dir, emit, machine, parser, scratch_database, write_section
 from bench._retrieval_reference import PUBLISHED, reference_rankings
 from bench._retrieval_runs import (
+    ann_recall,
     latencies,
     progress_bars,
     rankings,
@@ -133,6 +137,7 @@ def _run(data: BeirDataset, tmp: Path, url: str | None, args: Any, tick: Any) ->
     out: dict[str, Any] = {"store": store.dialect}
     try:
         kb = KnowledgeBase(store, gateway)
+        out["vector_backend"] = kb.stats().vector_backend
         gateway.embed("embed", ["warm-up"])  # the encoder starts once per process: not timed
         with Timer() as t:
             report = kb.ingest(
@@ -209,6 +214,16 @@ def _run(data: BeirDataset, tmp: Path, url: str | None, args: Any, tick: Any) ->
                 tick=tick,
                 label=f"latency {name}",
             )
+            if "pgvector" in out["vector_backend"] and "fallback" not in out["vector_backend"]:
+                entry["ann_recall@10"] = ann_recall(
+                    timed,
+                    KnowledgeBase(store, uncached, vector_backend="in-process"),
+                    queries,
+                    version=version.number,
+                    k=10,
+                    tick=tick,
+                    label=f"pgvector recall {name}",
+                )
             out["indexes"][name] = entry
         out["encoder"] = versions["default"].encoder
         out["latency_k"] = args.latency_k
@@ -280,6 +295,7 @@ def _report(result: dict[str, Any], args: Any) -> None:
     ref = result["reference"]
     rows: list[tuple[str, str]] = [
         ("store", result["store"]),
+        ("dense search", result["vector_backend"]),
         (
             "dataset",
             f"{result['dataset']} ({result['split']}): {result['documents']:,} documents, "
@@ -323,11 +339,21 @@ def _report(result: dict[str, Any], args: Any) -> None:
                 "; ".join(f"{lat[m]['p50']:.1f} / {lat[m]['p95']:.1f} ms" for m in MODES),
             )
         )
-    emit(result, args.json, rows[:5] + quality + rows[5:])
+    for name, entry in result["indexes"].items():
+        if "ann_recall@10" in entry:
+            rows.append(
+                (
+                    f"{_LABELS[name]}: pgvector HNSW recall@10 vs exact dense search",
+                    f"{entry['ann_recall@10']:.4f}",
+                )
+            )
+    pgvector = any("ann_recall@10" in e for e in result["indexes"].values())
+    store = result["store"] + (" + pgvector" if pgvector else "")
+    emit(result, args.json, rows[:6] + quality + rows[6:])
     if not args.no_docs:
         write_section(
-            f"retrieval_{result['store']}",
-            f"Knowledge-base retrieval on {result['dataset']} ({result['store']})",
+            f"retrieval_{result['store']}" + ("_pgvector" if pgvector else ""),
+            f"Knowledge-base retrieval on {result['dataset']} ({store})",
             rows,
             notes=_quality_table(result) + "\n\n" + _notes(result),
             result=result,

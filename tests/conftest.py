@@ -11,18 +11,16 @@ from __future__ import annotations
 
 import os
 import sys
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import psycopg
 import pytest
 
 TESTS = Path(__file__).parent
 sys.path.insert(0, str(TESTS))  # helpers and the toy pipelines used by execution tests
 
-from helpers import POSTGRES_URL, make_settings
+from helpers import make_settings, postgres_database
 from sluice.config import Settings
 
 
@@ -40,22 +38,6 @@ def model_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("model-cache")
 
 
-def _postgres_database() -> Iterator[str]:
-    name = f"sluice_t_{uuid.uuid4().hex[:12]}"
-    try:
-        admin = psycopg.connect(POSTGRES_URL, autocommit=True)
-    except psycopg.OperationalError as exc:  # pragma: no cover - depends on the machine
-        pytest.fail(f"PostgreSQL not reachable at {POSTGRES_URL}: {exc}")
-    with admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    base = POSTGRES_URL.rsplit("/", 1)[0]
-    try:
-        yield f"{base}/{name}"
-    finally:
-        with psycopg.connect(POSTGRES_URL, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def backend(request: pytest.FixtureRequest) -> str:
     """Runs the test once per store backend."""
@@ -68,13 +50,13 @@ def database_url(backend: str, tmp_path: Path) -> Iterator[str | None]:
     if backend == "sqlite":
         yield None
     else:
-        yield from _postgres_database()
+        yield from postgres_database()
 
 
 @pytest.fixture
 def postgres_settings(tmp_path: Path, model_cache: Path) -> Iterator[Settings]:
     """Settings for a fresh PostgreSQL database, for tests of PostgreSQL-only behaviour."""
-    for url in _postgres_database():
+    for url in postgres_database():
         yield make_settings(tmp_path / "home", url, model_cache)
 
 

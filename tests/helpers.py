@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import os
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+import psycopg
+import pytest
 
 from sluice.config import Settings
 
@@ -30,3 +35,20 @@ def make_settings(
     }
     values.update(extra)
     return Settings(**values)
+
+
+def postgres_database() -> Iterator[str]:
+    """A fresh database on the machine's PostgreSQL; yields its URL, drops it afterwards."""
+    name = f"sluice_t_{uuid.uuid4().hex[:12]}"
+    try:
+        admin = psycopg.connect(POSTGRES_URL, autocommit=True)
+    except psycopg.OperationalError as exc:  # pragma: no cover - depends on the machine
+        pytest.fail(f"PostgreSQL not reachable at {POSTGRES_URL}: {exc}")
+    with admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    base = POSTGRES_URL.rsplit("/", 1)[0]
+    try:
+        yield f"{base}/{name}"
+    finally:
+        with psycopg.connect(POSTGRES_URL, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

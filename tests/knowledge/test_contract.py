@@ -1,14 +1,17 @@
 """The knowledge base's contract, run against SQLite and PostgreSQL alike.
 
-Every test here runs once per store backend (the ``settings`` fixture), with the real
-gateway and encoder: ingest is idempotent, a changed document replaces its chunks, a
-vanished one goes, a broken one stays, filters mean the same on both backends, and every
-citation's offsets slice the document's text to the chunk's text.
+Every test here runs once per store backend: SQLite, the machine's PostgreSQL (no
+pgvector: the in-process fallback) and PostgreSQL 16 with pgvector (HNSW in the
+database), with the real gateway and encoder: ingest is idempotent, a changed document
+replaces its chunks, a vanished one goes, a broken one stays, filters mean the same on
+every backend, and every citation's offsets slice the document's text to the chunk's
+text.
 """
 
 from __future__ import annotations
 
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,11 +19,36 @@ import pytest
 from kb_fixtures import ACTOR, knowledge_base, unlistable, write_corpus
 from sqlalchemy import func, select
 
+from helpers import postgres_database
+from pgvector_server import fresh_database
 from sluice.config import Settings
 from sluice.errors import IndexNotReadyError, KnowledgeError
 from sluice.governance import iter_entries
 from sluice.knowledge import Filter, FusionConfig, KnowledgeBase, parse_filter, read_sources
 from sluice.knowledge.tables import kb_chunks, kb_index_versions
+
+
+@pytest.fixture(
+    params=[
+        "sqlite",
+        pytest.param("postgres", marks=pytest.mark.postgres),
+        pytest.param("pgvector", marks=pytest.mark.pgvector),
+    ]
+)
+def backend(request: pytest.FixtureRequest) -> str:
+    """Overrides the suite-wide fixture: a third backend, PostgreSQL with pgvector."""
+    return str(request.param)
+
+
+@pytest.fixture
+def database_url(backend: str, request: pytest.FixtureRequest) -> Iterator[str | None]:
+    if backend == "pgvector":
+        with fresh_database(request.getfixturevalue("pgvector_url")) as url:
+            yield url
+    elif backend == "postgres":
+        yield from postgres_database()
+    else:
+        yield None
 
 
 @pytest.fixture

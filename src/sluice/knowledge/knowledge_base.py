@@ -56,7 +56,8 @@ from sluice.knowledge.lifecycle import DEFAULT_CHUNKING, VersionLifecycle
 from sluice.knowledge.reranking import rerank
 from sluice.knowledge.results import FusionConfig, Reranker, RetrievalMode, SearchResult
 from sluice.knowledge.search import DocumentFilterCache, fuse, make_hits
-from sluice.knowledge.vector_index import VectorCache, describe_vector_backend
+from sluice.knowledge.vector_index import VectorCache
+from sluice.knowledge.vector_pgvector import PgvectorIndex, VectorBackend, open_dense_backend
 from sluice.knowledge.versions import (
     IndexVersion,
     get_version,
@@ -122,6 +123,10 @@ class KnowledgeBase(VersionLifecycle):
             read-only calls work.
         index: The index's name.
         reranker: Re-scores the best hits of every search (:class:`Reranker`).
+        vector_backend: On PostgreSQL, ``auto`` uses pgvector where the server has it
+            and says once that it falls back to the exact in-process index where it
+            does not; ``pgvector`` makes its absence an error; ``in-process`` never uses
+            it (:mod:`sluice.knowledge.vector_pgvector`).
 
     Processes keep per-version vector matrices in memory; create one knowledge base per
     process and reuse it.
@@ -134,6 +139,7 @@ class KnowledgeBase(VersionLifecycle):
         *,
         index: str = DEFAULT_INDEX,
         reranker: Reranker | None = None,
+        vector_backend: VectorBackend = "auto",
     ) -> None:
         self.store = store
         self.gateway = gateway
@@ -142,14 +148,20 @@ class KnowledgeBase(VersionLifecycle):
         self.keyword = keyword_index_for(store)
         self._vectors = VectorCache()
         self._filters = DocumentFilterCache()
-        self._announced = store.dialect != "postgresql"
+        self._vector_backend = vector_backend
+        self._pgvector: PgvectorIndex | None = None
+        self._dense_note: str | None = None
 
     def _announce_vectors(self) -> None:
-        """On PostgreSQL, say once how dense search runs (pgvector or the fallback)."""
-        if not self._announced:
-            with self.store.read() as conn:
-                describe_vector_backend(conn)
-            self._announced = True
+        """Choose once how dense search runs (pgvector or the in-process index), say so."""
+        if self._dense_note is None:
+            self._pgvector, self._dense_note = open_dense_backend(self.store, self._vector_backend)
+
+    def _sync_dense(self, versions: Sequence[int]) -> None:
+        self._announce_vectors()
+        if self._pgvector is not None:
+            for version in versions:
+                self._pgvector.sync(version)
 
     # -- ingest ---------------------------------------------------------------------------
     def ingest(
@@ -245,6 +257,9 @@ class KnowledgeBase(VersionLifecycle):
                 delete_documents(conn, self.index, removed, self.keyword)
                 bump_documents(conn, self.index)
             ingestion.record_ingest(conn, actor, report)
+        with self.store.read() as conn:
+            to_sync = [v.id for v in self._maintained(conn)]
+        self._sync_dense(to_sync)
         return report
 
     def _maintained(self, conn: Connection) -> list[IndexVersion]:
@@ -261,8 +276,13 @@ class KnowledgeBase(VersionLifecycle):
                 active=active,
                 versions=tuple(all_versions),
                 keyword_backend=self.keyword.name,
-                vector_backend=describe_vector_backend(conn),
+                vector_backend=self._dense_description(),
             )
+
+    def _dense_description(self) -> str:
+        self._announce_vectors()
+        assert self._dense_note is not None
+        return self._dense_note
 
     # -- search -----------------------------------------------------------------------------
     def search(
@@ -346,9 +366,19 @@ class KnowledgeBase(VersionLifecycle):
                     stats=current.keyword_stats,
                     documents=allowed,
                 )
+            behind = False
             if query_vector is not None:
-                matrix = self._vectors.get(conn, current, generation)
-                dense = matrix.search(query_vector, pool, documents=allowed)
+                pgvector = self._pgvector
+                if pgvector is not None and current.dimensions is not None:
+                    behind = not pgvector.is_current(conn, current.id, generation)
+                if pgvector is not None and current.dimensions is not None and not behind:
+                    dense = pgvector.search(
+                        conn, current.id, current.dimensions, query_vector, pool,
+                        documents=allowed,
+                    )  # fmt: skip
+                else:  # SQLite, no pgvector, or its copy is behind this snapshot
+                    matrix = self._vectors.get(conn, current, generation)
+                    dense = matrix.search(query_vector, pool, documents=allowed)
             bm25_at = {c: (i + 1, s) for i, (c, s) in enumerate(bm25)}
             dense_at = {c: (i + 1, s) for i, (c, s) in enumerate(dense)}
             if mode == "hybrid":
@@ -368,6 +398,8 @@ class KnowledgeBase(VersionLifecycle):
                 dense=dense_at,
                 version_ref=current.ref,
             )
+        if behind:
+            self._sync_dense([current.id])  # written meanwhile: catch the copy up
         if self.reranker is not None and hits:
             hits = rerank(self.reranker, query, hits)
         return SearchResult(

@@ -6,6 +6,7 @@ ingest and search; the rules are in :mod:`sluice.knowledge.versions`.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from sluice.errors import (
@@ -61,6 +62,9 @@ class VersionLifecycle:
     index: str
     keyword: KeywordIndex
     _vectors: VectorCache
+
+    def _sync_dense(self, versions: Sequence[int]) -> None:
+        """Bring pgvector's copies of these versions up to date (no-op without pgvector)."""
 
     def _need_gateway(self, what: str) -> Gateway:
         if self.gateway is None:
@@ -154,6 +158,7 @@ class VersionLifecycle:
             with self.store.read() as conn:
                 pending = pending_documents(conn, self.index, version.id)
             if not pending:
+                self._sync_dense([version.id])
                 return
             gateway = self._need_gateway(f"bring {version.ref} up to date")
             failures = []

@@ -28,14 +28,14 @@ Memory: a process keeps the active version's matrix and those of at most
 search finds another version active than before, the previous one (retired by that
 switch) is dropped at once; so is a version this process retires or switches away from.
 
-PostgreSQL: pgvector is not used. The server may not have it (the one this project
-tests on does not); :func:`describe_vector_backend` says so once per process, and the
-same in-process index over ``bytea`` vectors serves, exactly as on SQLite.
+PostgreSQL: where the server has pgvector, :mod:`sluice.knowledge.vector_pgvector`
+answers dense searches inside the database instead; where it does not (or it cannot be
+enabled), this index serves there too, over the same ``kb_vectors`` rows, and the
+knowledge base says so once in a warning.
 """
 
 from __future__ import annotations
 
-import logging
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -45,16 +45,14 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
-from sqlalchemy import Connection, select, text
+from sqlalchemy import Connection, select
 
 from sluice.knowledge.tables import kb_vector_rows
 
 if TYPE_CHECKING:
     from sluice.knowledge.versions import IndexVersion
 
-__all__ = ["OTHER_VERSIONS", "VectorCache", "VectorMatrix", "describe_vector_backend"]
-
-log = logging.getLogger(__name__)
+__all__ = ["OTHER_VERSIONS", "VectorCache", "VectorMatrix"]
 
 Floats = npt.NDArray[np.float32]
 Ids = npt.NDArray[np.int64]
@@ -238,36 +236,3 @@ def _refresh(conn: Connection, version: int, old: VectorMatrix, generation: int)
         order = np.argsort(chunks, kind="stable")
         chunks, documents, vectors = chunks[order], documents[order], vectors[order]
     return VectorMatrix(chunks, documents, np.ascontiguousarray(vectors), generation)
-
-
-_ANNOUNCED: set[str] = set()
-
-
-def describe_vector_backend(conn: Connection) -> str:
-    """How dense search runs on this store; on PostgreSQL, says so once per process.
-
-    Returns:
-        A one-line description for ``sluice kb stats``.
-    """
-    if conn.dialect.name != "postgresql":
-        return "exact in-process index over float32 vectors in kb_vectors (SQLite)"
-    available = conn.execute(
-        text("SELECT count(*) FROM pg_available_extensions WHERE name = 'vector'")
-    ).scalar()
-    if available:
-        message = (
-            "PostgreSQL offers pgvector, but Sluice does not use it yet: dense search runs "
-            "on the exact in-process index over the vectors stored in kb_vectors (bytea) "
-            "- see docs/knowledge.md, 'PostgreSQL and pgvector'"
-        )
-    else:
-        message = (
-            "PostgreSQL has no pgvector extension: dense search uses the fallback, an exact "
-            "in-process index over the vectors stored in kb_vectors (bytea) - see "
-            "docs/knowledge.md, 'PostgreSQL and pgvector'"
-        )
-    key = str(conn.engine.url)
-    if key not in _ANNOUNCED:
-        _ANNOUNCED.add(key)
-        log.warning(message)
-    return message
