@@ -16,7 +16,7 @@ from helpers import make_settings
 from sluice.config import Settings
 from sluice.errors import KnowledgeError
 from sluice.knowledge import ChunkingConfig, Filter, KnowledgeBase
-from sluice.knowledge.keyword_postgres import PostingsIndex
+from sluice.knowledge.keyword_postgres import VACUUM_AFTER_CHUNKS, PostingsIndex
 from sluice.knowledge.keyword_sqlite import Fts5Index
 
 QUERIES = [
@@ -232,3 +232,28 @@ def test_sqlite_keyword_index_is_one_fts5_table_per_version(
                 .all()
             )
     assert sorted(tables) == ["kb_fts_1", "kb_fts_2"]
+
+
+@pytest.mark.postgres
+def test_a_bulk_write_vacuums_the_postings_and_a_small_one_does_not(
+    postgres_settings: Settings, tmp_path: Path
+) -> None:
+    corpus = write_corpus(tmp_path / "corpus")
+    with knowledge_base(postgres_settings) as kb:
+        kb.ingest([corpus], root=corpus, actor=ACTOR)  # a few chunks: under the threshold
+
+        def last_vacuum() -> object:
+            with kb.store.read() as conn:
+                return conn.execute(
+                    text("SELECT last_vacuum FROM pg_stat_user_tables WHERE relname = 'kb_terms'")
+                ).scalar_one()
+
+        small = last_vacuum()
+        assert isinstance(kb.keyword, PostingsIndex)
+        kb.keyword.maintain(kb.store.engine, VACUUM_AFTER_CHUNKS)
+        for _ in range(50):  # statistics are written asynchronously
+            if last_vacuum() is not None:
+                break
+            time.sleep(0.1)
+        bulk = last_vacuum()
+    assert small is None and bulk is not None

@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, Engine
 
 __all__ = ["BM25_B", "BM25_K1", "KeywordEntry", "KeywordIndex", "KeywordStats"]
 
@@ -71,6 +71,10 @@ class KeywordIndex(Protocol):
 
     def create_version(self, conn: Connection, version: int) -> None:
         """Make room for a new index version (a table, or nothing)."""
+        ...
+
+    def maintain(self, engine: Engine, written: int) -> None:
+        """After a write of ``written`` chunks has committed: housekeeping (or nothing)."""
         ...
 
     def drop_version(self, conn: Connection, version: int) -> None:

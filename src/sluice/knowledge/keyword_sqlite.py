@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection, Engine, text
 
 from sluice.knowledge.keyword_index import KeywordEntry, KeywordStats
 
@@ -42,6 +42,9 @@ class Fts5Index:
             f"CREATE VIRTUAL TABLE IF NOT EXISTS {self.table(version)} USING fts5("
             "terms, document UNINDEXED, tokenize = 'unicode61 remove_diacritics 0')"
         )
+
+    def maintain(self, engine: Engine, written: int) -> None:  # noqa: D102
+        return None  # FTS5 merges its segments as it goes
 
     def drop_version(self, conn: Connection, version: int) -> None:  # noqa: D102
         conn.exec_driver_sql(f"DROP TABLE IF EXISTS {self.table(version)}")

@@ -259,6 +259,7 @@ class KnowledgeBase(VersionLifecycle):
             ingestion.record_ingest(conn, actor, report)
         with self.store.read() as conn:
             to_sync = [v.id for v in self._maintained(conn)]
+        self.keyword.maintain(self.store.engine, outcome.chunks)
         self._sync_dense(to_sync)
         return report
 

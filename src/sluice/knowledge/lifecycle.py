@@ -154,10 +154,12 @@ class VersionLifecycle:
 
     def _catch_up(self, version: IndexVersion, progress: Progress | None = None) -> None:
         """Index into ``version`` the documents it lacks or holds in an older form."""
+        written = 0
         for _ in range(_CATCH_UP_ROUNDS):
             with self.store.read() as conn:
                 pending = pending_documents(conn, self.index, version.id)
             if not pending:
+                self.keyword.maintain(self.store.engine, written)
                 self._sync_dense([version.id])
                 return
             gateway = self._need_gateway(f"bring {version.ref} up to date")
@@ -176,6 +178,7 @@ class VersionLifecycle:
                     progress=_offset(progress, i, len(pending), version.ref),
                 )
                 failures.extend(outcome.failures)
+                written += outcome.chunks
             if failures:
                 first = failures[0]
                 count = sum(len(f.documents) for f in failures)
