@@ -4,7 +4,9 @@ import pytest
 
 from sluice import errors
 from sluice.errors import (
+    DataPolicyError,
     EventValidationError,
+    GuardError,
     PermissionDeniedError,
     SluiceError,
     StepTimeoutError,
@@ -24,6 +26,10 @@ def test_errors_survive_pickling_with_their_fields(cls: type[SluiceError]) -> No
         err: SluiceError = EventValidationError("bad", line=3, field="data.text", hint="fix it")
     elif cls is PermissionDeniedError:
         err = PermissionDeniedError("no", role="auditor", permission="items:retry", hint="ask")
+    elif cls is GuardError:
+        err = GuardError("output names an action", reason="action_not_allowed", hint="review")
+    elif cls is DataPolicyError:
+        err = DataPolicyError("refused", endpoint="vendor", found=("pii",), hint="route")
     else:
         err = cls("it failed", hint="try again")
     copy = pickle.loads(pickle.dumps(err))

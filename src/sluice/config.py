@@ -209,6 +209,16 @@ class Settings(BaseSettings):
             "Default: the operating-system user name."
         ),
     )
+    pii_vault_key: str | None = Field(
+        default=None,
+        repr=False,
+        description=(
+            "Fernet key(s) sealing reversible PII pseudonyms in the store (url-safe base64 "
+            "of 32 bytes; several comma-separated: the first seals, any opens, to rotate). "
+            "Default: none; a SQLite store then makes a local key `keys/pii-vault.key` "
+            "under `home` on first use, a PostgreSQL store refuses to pseudonymize."
+        ),
+    )
 
     @field_validator("database_url")
     @classmethod

@@ -37,10 +37,18 @@ SluiceError
 │   ├── IndexVersionError              a version change the knowledge base refuses (409)
 │   ├── EncoderMismatchError           the gateway serves another encoder than the index's (409)
 │   └── InvalidFilterError             a search filter that cannot be read (422)
-└── GovernanceError                  audit log, access control
+└── GovernanceError                  audit log, access control, data and prompt policy
     ├── AuditError                     the audit chain or its keys cannot be used
     ├── AuthenticationError            no valid token: missing, unknown, expired, revoked (401)
-    └── PermissionDeniedError          the role may not do this (403)
+    ├── PermissionDeniedError          the role may not do this (403)
+    ├── PiiError                       personal data cannot be detected, sealed or revealed
+    ├── DataPolicyError                an endpoint may not receive what the text holds (403)
+    ├── PromptError                    versioned prompt templates
+    │   ├── PromptNotFoundError          no such prompt or version (404)
+    │   ├── PromptRenderError            a template that cannot render (sandbox, missing variable)
+    │   └── PromptApprovalError          a lifecycle step the rules refuse (409)
+    └── GuardError                     a model output the step may not use (schema, allow-list,
+                                       leaked personal data)
 ```
 
 Errors that cross a process boundary (DBOS pickles step errors) define ``__reduce__``.
@@ -57,11 +65,13 @@ __all__ = [
     "BudgetExceededError",
     "CircuitOpenError",
     "ConfigError",
+    "DataPolicyError",
     "DecisionConflictError",
     "EncoderMismatchError",
     "EventValidationError",
     "ExecutionError",
     "GovernanceError",
+    "GuardError",
     "IndexNotReadyError",
     "IndexVersionError",
     "IndexVersionNotFoundError",
@@ -79,7 +89,12 @@ __all__ = [
     "NonRetryableError",
     "NotFoundError",
     "PermissionDeniedError",
+    "PiiError",
     "PromotionError",
+    "PromptApprovalError",
+    "PromptError",
+    "PromptNotFoundError",
+    "PromptRenderError",
     "ReviewError",
     "SluiceError",
     "StepFailedError",
@@ -459,3 +474,106 @@ class PermissionDeniedError(GovernanceError):
 
     def to_dict(self) -> dict[str, Any]:  # noqa: D102 - documented on the base class
         return super().to_dict() | {"role": self.role, "permission": self.permission}
+
+
+class PiiError(GovernanceError):
+    """Personal data cannot be detected, sealed or revealed (e.g. no vault key)."""
+
+    code = "pii_error"
+
+
+class DataPolicyError(GovernanceError):
+    """The endpoint may not receive what the text holds, and redacting is not allowed.
+
+    Args:
+        message: What was refused, naming the endpoint and the data classes found.
+        endpoint: The endpoint that was refused.
+        found: The data classes found in the text (e.g. ``("pii",)``).
+    """
+
+    code = "data_policy_refused"
+    status = 403
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        endpoint: str = "",
+        found: tuple[str, ...] = (),
+        hint: str | None = None,
+    ) -> None:
+        super().__init__(message, hint=hint)
+        self.endpoint = endpoint
+        self.found = tuple(found)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild_data_policy, (self.message, self.endpoint, self.found, self.hint))
+
+    def to_dict(self) -> dict[str, Any]:  # noqa: D102 - documented on the base class
+        return super().to_dict() | {"endpoint": self.endpoint, "found": list(self.found)}
+
+
+def _rebuild_data_policy(
+    message: str, endpoint: str, found: tuple[str, ...], hint: str | None
+) -> DataPolicyError:
+    return DataPolicyError(message, endpoint=endpoint, found=found, hint=hint)
+
+
+class PromptError(GovernanceError):
+    """A versioned prompt template could not be loaded, rendered or changed."""
+
+    code = "prompt_error"
+
+
+class PromptNotFoundError(PromptError):
+    """No prompt with that name, or no such version of it."""
+
+    code = "prompt_not_found"
+    status = 404
+
+
+class PromptRenderError(PromptError):
+    """The template cannot render: a missing variable or something the sandbox forbids."""
+
+    code = "prompt_render_error"
+    status = 422
+
+
+class PromptApprovalError(PromptError):
+    """A prompt lifecycle step the rules refuse.
+
+    Self-approval, activation without a passing evaluation or an approval, a version in
+    the wrong state.
+    """
+
+    code = "prompt_approval_refused"
+    status = 409
+
+
+class GuardError(GovernanceError):
+    """A model output the step may not use.
+
+    It breaks its schema, names an action outside the step's allow-list, or would leak
+    personal data the input did not hold.
+
+    Args:
+        message: What was wrong with the output.
+        reason: A stable short code, e.g. ``schema``, ``action_not_allowed``, ``pii_leak``.
+    """
+
+    code = "guard_refused"
+    status = 422
+
+    def __init__(self, message: str, *, reason: str, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.reason = reason
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild_guard, (self.message, self.reason, self.hint))
+
+    def to_dict(self) -> dict[str, Any]:  # noqa: D102 - documented on the base class
+        return super().to_dict() | {"reason": self.reason}
+
+
+def _rebuild_guard(message: str, reason: str, hint: str | None) -> GuardError:
+    return GuardError(message, reason=reason, hint=hint)

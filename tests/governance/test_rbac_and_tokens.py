@@ -31,12 +31,12 @@ EXPECTED: dict[str, set[str]] = {
     "operator": {
         "items:read", "items:submit", "items:retry", "lineage:read", "outbox:read",
         "rejects:read", "rejects:retry", "review:read", "models:read", "models:train",
-        "knowledge:read", "knowledge:ingest", "worker:run",
+        "knowledge:read", "knowledge:ingest", "prompts:read", "prompts:propose", "worker:run",
     },
     "reviewer": {"review:read", "review:decide"},
     "auditor": {
         "items:read", "lineage:read", "outbox:read", "rejects:read", "review:read",
-        "models:read", "knowledge:read", "audit:read",
+        "models:read", "knowledge:read", "prompts:read", "audit:read",
     },
     "service": {"items:submit", "items:read", "worker:run"},
 }  # fmt: skip

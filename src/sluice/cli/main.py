@@ -20,6 +20,7 @@ from sluice.cli import (
     kb,
     model_usage,
     models,
+    prompts,
     replay,
     review,
     run,
@@ -87,6 +88,7 @@ app.add_typer(review.app, name="review")
 model_usage.register(models.app)
 app.add_typer(models.app, name="models")
 app.add_typer(kb.app, name="kb")
+app.add_typer(prompts.app, name="prompts")
 app.add_typer(audit.app, name="audit")
 app.add_typer(tokens.app, name="tokens")
 audit.register(app)

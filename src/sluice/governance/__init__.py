@@ -24,6 +24,15 @@ from sluice.governance.checkpoints import (
     load_signing_key,
     public_key_pem,
 )
+from sluice.governance.injection_rules import (
+    INJECTION_RULES,
+    InjectionRule,
+    RuleMatch,
+    match_injection_rules,
+    normalize_for_rules,
+)
+from sluice.governance.pii import PiiScan, PiiVault, Redacted, open_vault, redact, scan
+from sluice.governance.prompts import PromptRegistry, PromptVersion, RenderedPrompt
 from sluice.governance.rbac import (
     PERMISSIONS,
     POLICY,
@@ -46,6 +55,7 @@ from sluice.governance.tokens import (
 __all__ = [
     "CHECKPOINT_ACTION",
     "GENESIS_HASH",
+    "INJECTION_RULES",
     "PERMISSIONS",
     "POLICY",
     "ROLES",
@@ -53,9 +63,17 @@ __all__ = [
     "AuditEvent",
     "AuditReport",
     "ChainBreak",
+    "InjectionRule",
     "Permission",
+    "PiiScan",
+    "PiiVault",
     "Principal",
+    "PromptRegistry",
+    "PromptVersion",
+    "Redacted",
+    "RenderedPrompt",
     "Role",
+    "RuleMatch",
     "TokenRecord",
     "allowed",
     "append",
@@ -72,8 +90,13 @@ __all__ = [
     "load_public_key",
     "load_signing_key",
     "local_admin",
+    "match_injection_rules",
+    "normalize_for_rules",
+    "open_vault",
     "public_key_pem",
+    "redact",
     "revoke_token",
+    "scan",
     "verify",
     "verify_entries",
 ]

@@ -21,6 +21,13 @@ from sluice.models.encoder import ENCODER_NAME, Encoder, load_encoder
 from sluice.models.evaluation import evaluate_for_promotion
 from sluice.models.gateway import Gateway, canary_bucket
 from sluice.models.gateway_config import GatewayConfig, load_gateway_config
+from sluice.models.injection import InjectionDetector, InjectionVerdict
+from sluice.models.injection_training import (
+    INJECTION_MODEL,
+    injection_sample_path,
+    read_injection_jsonl,
+    train_injection_detector,
+)
 from sluice.models.metering import usage as model_usage
 from sluice.models.micro_batching import MicroBatcher
 from sluice.models.registry import (
@@ -49,6 +56,7 @@ from sluice.models.training import (
 
 __all__ = [
     "ENCODER_NAME",
+    "INJECTION_MODEL",
     "Calibration",
     "CallRecord",
     "ChatMessage",
@@ -63,6 +71,8 @@ __all__ = [
     "EvaluationRecord",
     "Gateway",
     "GatewayConfig",
+    "InjectionDetector",
+    "InjectionVerdict",
     "LabelledData",
     "LinearHead",
     "MicroBatcher",
@@ -80,11 +90,14 @@ __all__ = [
     "choose_threshold",
     "evaluate_for_promotion",
     "evaluate_head",
+    "injection_sample_path",
     "load_classifier",
     "load_encoder",
     "load_gateway_config",
     "model_usage",
+    "read_injection_jsonl",
     "read_labelled_csv",
     "retrain_with_corrections",
     "train_classifier",
+    "train_injection_detector",
 ]

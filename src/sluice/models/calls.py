@@ -142,6 +142,8 @@ class CallRecord:
         error_kind: Set when the call failed: ``exception``, ``timeout``,
             ``refused_by_policy``, ``low_confidence`` or ``circuit_open``.
         error: The error message, for a failed call.
+        data_policy: What the endpoint's data policy decided (chat calls:
+            :class:`~sluice.models.data_policy.DataDecision` as a dict).
     """
 
     call_id: str
@@ -161,6 +163,7 @@ class CallRecord:
     escalated_from: tuple[str, ...] = ()
     error_kind: ErrorKind | None = None
     error: str | None = None
+    data_policy: dict[str, Any] | None = None
 
     @property
     def model_ref(self) -> str:

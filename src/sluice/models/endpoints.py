@@ -20,7 +20,13 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from sluice.config import Settings
-from sluice.errors import BudgetExceededError, CircuitOpenError, ConfigError, ModelTimeoutError
+from sluice.errors import (
+    BudgetExceededError,
+    CircuitOpenError,
+    ConfigError,
+    DataPolicyError,
+    ModelTimeoutError,
+)
 from sluice.models.call_limits import CallLimits
 from sluice.models.calls import ErrorKind
 from sluice.models.circuit_breaker import CircuitBreaker
@@ -38,7 +44,7 @@ def error_kind(exc: BaseException) -> ErrorKind:
         return "circuit_open"
     if isinstance(exc, ModelTimeoutError):
         return "timeout"
-    if isinstance(exc, BudgetExceededError):
+    if isinstance(exc, BudgetExceededError | DataPolicyError):
         return "refused_by_policy"
     return "exception"
 

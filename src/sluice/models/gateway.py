@@ -57,6 +57,7 @@ from sluice.models.calls import (
     Classified,
     Embedded,
 )
+from sluice.models.chat_calls import ChatAttempts
 from sluice.models.classifier import Prediction
 from sluice.models.endpoints import Endpoint, catalogue_entry
 from sluice.models.gateway_config import EndpointSpec, GatewayConfig, RouteSpec, load_gateway_config
@@ -65,14 +66,14 @@ from sluice.models.providers.base import ChatProvider, EmbeddingProvider, Floats
 from sluice.models.registry import ModelRegistry
 from sluice.models.response_cache import ResponseCache, cache_key, normalize_text
 from sluice.models.routing import Target, call_with_fallbacks, canary_bucket
-from sluice.models.semantic_cache import SemanticCache, semantic_scope
+from sluice.models.semantic_cache import SemanticCache
 from sluice.models.serving import ServingVersions
 from sluice.store import Store, new_id
 
 __all__ = ["Gateway", "canary_bucket"]
 
 
-class Gateway:
+class Gateway(ChatAttempts):
     """Routes, limits, caches, budgets and meters every model call (module docs).
 
     Args:
@@ -210,6 +211,7 @@ class Gateway:
         key: str | None = None,
         tenant: str | None = None,
         timeout_s: float | None = None,
+        sends: Sequence[str] = ("internal",),
     ) -> Chatted:
         """A chat reply through ``task``'s route.
 
@@ -220,10 +222,14 @@ class Gateway:
             key: Stable id (item id) for the sticky canary split.
             tenant: Whose budget pays (``default`` when None).
             timeout_s: This call's timeout per endpoint attempt.
+            sends: The data classes the messages hold, as the step knows them; every
+                endpoint tried checks them and scans the text (:mod:`.data_policy`).
 
         Raises:
             ConfigError: No such route, or not a ``chat`` route.
             BudgetExceededError: A hard budget refuses the call.
+            DataPolicyError: An endpoint may not receive what the messages hold (never
+                retried on a fallback).
             ModelCallError: Every endpoint of the route failed.
         """
         route = self._route(task, "chat", timeout_s)
@@ -245,6 +251,7 @@ class Gateway:
                     tenant=tenant,
                     tier=tier,
                     canary_endpoint=target.endpoint if target.canary else None,
+                    sends=tuple(sends),
                 )
             )
             reply, record = call_with_fallbacks(self._chain(route, target.endpoint), attempt)
@@ -654,133 +661,6 @@ class Gateway:
                     )[0],
                 )
             return self._semantic
-
-    def _chat_at(
-        self,
-        task: str,
-        route: RouteSpec,
-        endpoint: str,
-        fallbacks: tuple[str, ...],
-        *,
-        messages: list[ChatMessage],
-        params: ChatParams,
-        call_id: str,
-        tenant: str | None,
-        tier: int,
-        canary_endpoint: str | None,
-    ) -> tuple[ChatReply, CallRecord]:
-        spec = self.config.endpoints[endpoint]
-        # A fallback answering a canary item is not the canary answering.
-        canary = endpoint == canary_endpoint
-        ep = self._endpoints[endpoint]
-        provider = self._chat_provider(endpoint)
-        model_ref = f"{provider.model}@{provider.version}"
-        wire = [
-            {
-                "role": m.role,
-                "content": normalize_text(m.content) if m.role != "assistant" else m.content,
-            }
-            for m in messages
-        ]
-        cacheable = route.cache.exact and params.temperature == 0
-        key = cache_key("chat", model_ref, wire, params.to_dict()) if cacheable else ""
-
-        def record(**extra: Any) -> CallRecord:
-            base: dict[str, Any] = {
-                "call_id": call_id,
-                "task": task,
-                "kind": "chat",
-                "endpoint": endpoint,
-                "model": provider.model,
-                "version": provider.version,
-                "latency_ms": 0.0,
-                "tier": tier,
-                "canary": canary,
-                "fallbacks": fallbacks,
-            }
-            base.update(extra)
-            return CallRecord(**base)
-
-        def meter(**extra: Any) -> None:
-            self.meter.call(
-                call_id=call_id,
-                task=task,
-                kind="chat",
-                endpoint=endpoint,
-                model=provider.model,
-                version=provider.version,
-                tenant=tenant,
-                inputs=1,
-                tier=tier,
-                canary=canary,
-                fallbacks=fallbacks,
-                **extra,
-            )
-
-        if cacheable:
-            hit = self.cache.get_many([key]).get(key)
-            if hit is not None:
-                meter(latency_ms=0.0, cache="exact")
-                return ChatReply.from_dict(json.loads(hit)), record(cache="exact")
-        scope = ""
-        question = ""
-        if route.cache.semantic and params.temperature == 0:
-            encoder = self._encoder(self.config.semantic_encoder())
-            scope = semantic_scope(
-                model_ref, wire[:-1], f"{encoder.model}@{encoder.version}", params.to_dict()
-            )
-            question = wire[-1]["content"]
-            found = self._semantic_cache().lookup(scope, question, route.cache.semantic_threshold)
-            if found is not None:
-                meter(latency_ms=0.0, cache="semantic")
-                return ChatReply.from_dict(json.loads(found.value)), record(cache="semantic")
-
-        timeout = self._timeout(route, endpoint)
-        reservation: Reservation | None = None
-        t0 = time.perf_counter()
-        try:
-            reservation = self._reserve(
-                task, tenant, spec, [m.content for m in messages], params.max_tokens, timeout
-            )
-            reply = ep.invoke(lambda t: provider.chat(messages, params, timeout_s=t), timeout)
-        except BaseException as exc:
-            self.budgets.settle(reservation, 0.0)
-            meter(latency_ms=(time.perf_counter() - t0) * 1000, error=exc)
-            raise
-        latency = (time.perf_counter() - t0) * 1000
-        cost = spec.price.cost(
-            input_tokens=reply.usage.input_tokens,
-            output_tokens=reply.usage.output_tokens,
-            seconds=latency / 1000,
-            calls=1,
-        )
-        self.budgets.settle(reservation, cost)
-        meter(
-            latency_ms=latency,
-            input_tokens=reply.usage.input_tokens,
-            output_tokens=reply.usage.output_tokens,
-            cost=cost,
-        )
-        if cacheable:
-            self.cache.put_many(
-                "chat",
-                model_ref,
-                {key: json.dumps(reply.to_dict()).encode()},
-                ttl_s=route.cache.ttl_s,
-            )
-        if scope:
-            self._semantic_cache().store(
-                scope,
-                question,
-                json.dumps(reply.to_dict()).encode(),
-                ttl_s=route.cache.ttl_s,
-            )
-        return reply, record(
-            latency_ms=latency,
-            input_tokens=reply.usage.input_tokens,
-            output_tokens=reply.usage.output_tokens,
-            cost=cost,
-        )
 
     # -- inspection and shutdown ---------------------------------------------------------------
     def circuit_states(self) -> dict[str, str]:

@@ -16,6 +16,9 @@ checked when the gateway starts, and a mistake is reported with its path in the 
     max_concurrency = 4
     rate_per_second = 10
     circuit = { failures = 5, cooldown_s = 30 }
+    data_classes = ["public", "internal"]  # never personal data: found PII is redacted
+    location = "eu-west-1"               # where it runs (recorded with every decision)
+    on_pii = "redact"                    # or "refuse"
 
     [routes.support-reply]
     kind = "chat"
@@ -39,12 +42,16 @@ from __future__ import annotations
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from sluice.errors import ConfigError
 
 __all__ = [
+    "LOCAL_DATA_CLASSES",
+    "PII_CLASS",
+    "REMOTE_DATA_CLASSES",
     "BudgetSpec",
     "CacheSpec",
     "CanarySpec",
@@ -58,6 +65,14 @@ __all__ = [
 ]
 
 ProviderName = Literal["local-encoder", "local-classifier", "openai", "llama-cpp"]
+
+#: The data class of personal data (what :mod:`sluice.governance.pii` finds).
+PII_CLASS = "pii"
+#: What an endpoint on this host may receive unless it declares otherwise.
+LOCAL_DATA_CLASSES = ("public", "internal", PII_CLASS)
+#: What an endpoint off this host may receive unless it declares otherwise.
+REMOTE_DATA_CLASSES = ("public", "internal")
+_LOOPBACK = ("127.0.0.1", "localhost", "::1", "[::1]")
 RouteKind = Literal["embed", "classify", "chat"]
 
 #: Which providers can serve which kind of route.
@@ -146,6 +161,13 @@ class EndpointSpec(_Spec):
         circuit: Circuit-breaker settings.
         price: Price table entry.
         micro_batch: ``local-encoder``: micro-batching (None turns it off).
+        data_classes: What it may receive (:mod:`sluice.models.data_policy`). None: all
+            of :data:`LOCAL_DATA_CLASSES` for models on this host (local providers, an
+            ``openai`` URL on loopback), :data:`REMOTE_DATA_CLASSES` otherwise.
+        location: Where it runs: ``local``, ``vendor:<name>`` or a region. None:
+            ``local`` on this host, ``vendor:<host name>`` otherwise.
+        on_pii: Personal data found in text for an endpoint not cleared for ``pii``:
+            ``redact`` (type tags, put back in the reply) or ``refuse`` the call.
     """
 
     provider: ProviderName
@@ -161,6 +183,30 @@ class EndpointSpec(_Spec):
     circuit: CircuitSpec = Field(default_factory=CircuitSpec)
     price: Price = Field(default_factory=Price)
     micro_batch: MicroBatchSpec | None = Field(default_factory=MicroBatchSpec)
+    data_classes: list[str] | None = Field(default=None, min_length=1)
+    location: str | None = Field(default=None, min_length=1)
+    on_pii: Literal["redact", "refuse"] = "redact"
+
+    def on_this_host(self) -> bool:
+        """Whether the model runs on this machine (local providers, loopback URLs)."""
+        if self.provider != "openai":
+            return True
+        host = urlsplit(self.base_url or "").hostname or ""
+        return host in _LOOPBACK
+
+    def allowed_data(self) -> tuple[str, ...]:
+        """The data classes it may receive (declared, or the default for where it runs)."""
+        if self.data_classes is not None:
+            return tuple(dict.fromkeys(self.data_classes))
+        return LOCAL_DATA_CLASSES if self.on_this_host() else REMOTE_DATA_CLASSES
+
+    def where(self) -> str:
+        """Where it runs (declared, or ``local`` / ``vendor:<host name>``)."""
+        if self.location is not None:
+            return self.location
+        if self.on_this_host():
+            return "local"
+        return f"vendor:{urlsplit(self.base_url or '').hostname}"
 
     @model_validator(mode="after")
     def _provider_fields(self) -> EndpointSpec:

@@ -33,12 +33,12 @@ Example:
 from __future__ import annotations
 
 import re
-import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from sluice.errors import EncoderMismatchError, IndexNotReadyError, ModelCallError
+from sluice.governance.prompts import attribute_text, defuse
 from sluice.knowledge import (
     Filter,
     KnowledgeBase,
@@ -242,22 +242,17 @@ def _plain(text: str) -> str:
 
 #: The tags that delimit untrusted text in a prompt; untrusted text may not contain them,
 #: nor anything a model might read as them (``< /source``, ``</cust\u200bomer_message>``).
-_DELIMITERS = re.compile(r"(?i)<\s*(/?)\s*(source|customer_message)\b")
+_DELIMITER_TAGS = ("source", "customer_message")
 
 
 def _defuse(text: str) -> str:
-    """``text`` unable to open or close a delimiter (its copies become ``<source-quoted``).
-
-    Invisible format characters (zero-width spaces, joiners, direction marks) are removed
-    first and compatibility forms folded (NFKC), so none can hide a tag.
-    """
-    visible = "".join(c for c in text if unicodedata.category(c) != "Cf")
-    return _DELIMITERS.sub(r"<\1\2-quoted", unicodedata.normalize("NFKC", visible))
+    """``text`` unable to open or close a delimiter (:func:`sluice.governance.prompts.defuse`)."""
+    return defuse(text, _DELIMITER_TAGS)
 
 
 def _attribute(text: str) -> str:
-    """``text`` safe inside a double-quoted attribute of one line."""
-    return " ".join(_defuse(text).replace('"', "'").replace("<", "").replace(">", "").split())
+    """``text`` defused and safe inside a double-quoted attribute of one line."""
+    return attribute_text(text, _DELIMITER_TAGS)
 
 
 def reply_prompt(intent: str, message: str, passages: Sequence[Passage]) -> list[ChatMessage]:
