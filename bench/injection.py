@@ -19,10 +19,11 @@ DIR holds ``prompt_injection_dev.jsonl`` (``text``, ``label`` 1/0, ``origin``; d
    (``support_triage/sample/*.csv``) and every ``--benign`` CSV (a ``text`` column) or
    folder of CSVs (default: ``$SLUICE_DATA_DIR/banking77`` when it exists), scored by
    the classifier trained on all of DIR (threshold chosen the same way);
-3. **the default detector**: trained by ``train_injection_detector`` on the packaged
-   sample (no benchmark data), registered in a scratch store and run through the model
+3. **the default detector**: trained by ``train_injection_detector`` on what the demo
+   trains it on (the packaged sample plus the support sample's ``train.csv`` as ordinary
+   traffic; no benchmark data), registered in a scratch store and run through the model
    gateway exactly as an application would; scored on DIR (disjoint from its training
-   data) and on the benign messages.
+   data) and on the benign messages it never saw (``test.csv``, ``--benign``).
 """
 
 from __future__ import annotations
@@ -94,7 +95,12 @@ def _records(folder: Path) -> list[dict[str, Any]]:
 def _benign_sets(args: Any) -> dict[str, list[str]]:
     from sluice.config import Settings
 
-    sets = {"support_sample": _csv_texts(sorted(SUPPORT_SAMPLE.glob("*.csv")))}
+    # Separately: the shipped detector is trained with train.csv as ordinary traffic, so
+    # only test.csv measures its false alarms on unseen support messages.
+    sets = {
+        "support_train": _csv_texts([SUPPORT_SAMPLE / "train.csv"]),
+        "support_test": _csv_texts([SUPPORT_SAMPLE / "test.csv"]),
+    }
     paths = args.benign
     if paths is None:
         banking = Settings().data_dir / "banking77"
@@ -252,13 +258,16 @@ def _default_detector(
     from sluice.models import Gateway
     from sluice.models.injection import InjectionDetector
     from sluice.models.injection_training import train_injection_detector
+    from sluice.pipelines.support_triage.demo import injection_training_data
     from sluice.runtime import Runtime
 
     settings = Settings(home=tmp / "home", model_cache=Settings().models_dir)
     with Runtime(settings) as rt:
+        # What the demo ships: the packaged sample plus train.csv as ordinary traffic.
         record = train_injection_detector(
-            rt.settings, rt.models, target_precision=args.target_precision
-        )
+            rt.settings, rt.models, injection_training_data(),
+            target_precision=args.target_precision,
+        )  # fmt: skip
         gateway = Gateway(rt.settings, rt.store, registry=rt.models)
         try:
             detector = InjectionDetector.from_registry(gateway)
@@ -271,7 +280,9 @@ def _default_detector(
                 "threshold": round(float(detector.threshold or 0), 4),
                 "training_cv": record.card["evaluation"]["detector"],
                 "dev": _scored(verdicts, gold, [r["origin"] for r in records]),
-                "benign": _false_alarms(detector, benign),
+                "benign": _false_alarms(
+                    detector, {k: v for k, v in benign.items() if k != "support_train"}
+                ),
                 "dev_seconds": round(t.seconds, 1),
             }
         finally:
@@ -369,7 +380,7 @@ def _report(result: dict[str, Any], args: Any) -> None:
         m = d["dev"][method]
         rows.append(
             (
-                f"default detector (sample-trained, {d['model']}), {method} on dev: P / R / F1",
+                f"default detector ({d['model']}), {method} on dev: P / R / F1",
                 f"{_pct(m['precision'])} / {_pct(m['recall'])} / {_pct(m['f1'])}",
             )
         )
@@ -415,8 +426,10 @@ the rules of `sluice.governance.injection_rules` (no training); "combined" flags
 either flags. Accuracy per origin is the share of records labelled right (all NotInject
 and WildGuard records are benign, all BIPIA ones attacks). False alarms are the share
 of benign customer messages flagged. The default detector is what `train_injection_detector`
-registers from the packaged sample (written for Sluice, no benchmark data), run through
-the model gateway; its threshold ({default_threshold}) was chosen on that sample.
+is trained on in the demo (`injection_training_data()`: the packaged sample, written
+for Sluice, plus the support sample's train.csv messages as ordinary traffic; no
+benchmark data), run through the model gateway; its threshold ({default_threshold}) was
+chosen on that data. Its false alarms are measured on test.csv, which it never saw.
 
 Caveats: the heuristics were written while looking at this dev half (and the sample),
 so their dev figures are optimistic; the held-out half, not read here, is the fair

@@ -85,3 +85,15 @@ def fresh_database(server_url: str) -> Iterator[str]:
     finally:
         with psycopg.connect(server_url, autocommit=True) as admin:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+if __name__ == "__main__":  # python tests/pgvector_server.py: a server for benchmarks
+    import time
+
+    with pgvector_server() as url:
+        print(f"PostgreSQL 16 + pgvector at {url} (Ctrl-C stops and removes it)", flush=True)
+        try:
+            while True:
+                time.sleep(3600)
+        except KeyboardInterrupt:
+            pass

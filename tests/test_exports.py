@@ -128,6 +128,10 @@ PUBLIC = {
         "list_tasks",
     },
     "sluice.governance": {
+        "leaked_pii",
+        "parse_json_output",
+        "require_allowed_action",
+        "require_no_pii_leak",
         "INJECTION_RULES",
         "InjectionRule",
         "RuleMatch",

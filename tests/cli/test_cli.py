@@ -140,10 +140,11 @@ def test_demo_json_report_has_the_promised_figures(
     assert len(items) == 40
     shown = json.loads(cli("items", "show", items[0]["id"], "--json").stdout)
     assert shown["event"]["source"].startswith("sluice-demo/")
-    assert [s["step"] for s in shown["steps"]][:4] == [
+    assert [s["step"] for s in shown["steps"]][:5] == [
         "classify",
         "prioritize",
         "retrieve",
+        "screen",
         "draft_reply",
     ]
     assert report["knowledge"]["chunks"] > 0 and report["knowledge"]["failures"] == 0
@@ -159,8 +160,10 @@ def test_demo_json_report_has_the_promised_figures(
     assert audits and all("label" not in t["proposal"] for t in audits)
     assert len(audits) == len({t["stratum"] for t in audits})
     models = json.loads(cli("models", "list", "--json").stdout)
-    # The trained classifier, and the encoder the gateway served, catalogued on first use.
+    # The trained classifiers (intent, injection screen), and the encoder the gateway
+    # served, catalogued on first use.
     assert [(m["name"], m["kind"], m["stage"]) for m in models] == [
         ("minilm-l6-int8", "encoder", "production"),
+        ("prompt-injection", "classifier", "production"),
         ("support-intent", "classifier", "production"),
     ]

@@ -122,3 +122,18 @@ def test_a_long_text_is_scanned_whole() -> None:
     assert [(f.entity_type, text[f.start : f.end]) for f in found] == [
         ("EMAIL_ADDRESS", "jo@example.com")
     ]
+
+
+@pytest.mark.parametrize(
+    ("text", "entity_type", "value"),
+    [
+        ("card 4111\u00a01111\u00a01111\u00a01111 ok", "CREDIT_CARD", "4111\u00a01111\u00a01111\u00a01111"),  # noqa: E501
+        ("mail jo\uff20example.com today", "EMAIL_ADDRESS", "jo\uff20example.com"),
+        ("mail jo\u200b@example.com now", "EMAIL_ADDRESS", "jo\u200b@example.com"),
+        ("SSN 536\u00a022\u00a01845 as asked", "US_SSN", "536\u00a022\u00a01845"),
+    ],
+)  # fmt: skip
+def test_copy_paste_forms_are_found_with_offsets_into_the_text_as_given(
+    text: str, entity_type: str, value: str
+) -> None:
+    assert (entity_type, value) in _found(text)

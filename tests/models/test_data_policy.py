@@ -17,7 +17,7 @@ from openai_stub import OpenAIStub
 from recording_proxy import RecordingProxy
 from sluice.errors import DataPolicyError, ModelCallError
 from sluice.models import ChatMessage, ChatParams, Gateway, load_gateway_config
-from sluice.models.data_policy import guard_messages
+from sluice.models.data_policy import guard_messages, guard_texts
 from sluice.models.gateway_config import EndpointSpec
 from sluice.models.gateway_tables import model_calls
 
@@ -73,7 +73,10 @@ def test_defaults_follow_where_the_endpoint_runs() -> None:
         data_classes=["public", "internal", "pii"], location="eu-west-1",
     )  # fmt: skip
     assert (local.where(), local.allowed_data()) == ("local", ("public", "internal", "pii"))
-    assert loopback.where() == "local" and "pii" in loopback.allowed_data()
+    # Loopback may be a proxy or tunnel to anywhere: it is not trusted with PII unasked.
+    assert loopback.where() == "vendor:127.0.0.1" and "pii" not in loopback.allowed_data()
+    trusted = loopback.model_copy(update={"location": "local"})
+    assert "pii" in trusted.allowed_data()
     assert vendor.where() == "vendor:api.vendor.example"
     assert vendor.allowed_data() == ("public", "internal")
     assert (declared.where(), declared.allowed_data()[-1]) == ("eu-west-1", "pii")
@@ -95,14 +98,14 @@ def test_each_pii_type_is_redacted_before_an_endpoint_not_cleared_for_it(
     policy = out.record.data_policy
     assert policy is not None
     assert (policy["action"], policy["found"], policy["scanned"]) == ("redacted", ["pii"], True)
-    assert policy["entities"].get(entity, 0) >= 1 and policy["location"] == "local"
+    assert policy["entities"].get(entity, 0) >= 1 and policy["location"] == "vendor:127.0.0.1"
     assert value not in str(policy)
 
 
 def test_an_endpoint_cleared_for_pii_gets_the_text_unscanned(
     runtime: Any, echo: OpenAIStub
 ) -> None:
-    gateway = _gateway(runtime, {"trusted": _endpoint(echo.base_url)})  # loopback: local
+    gateway = _gateway(runtime, {"trusted": _endpoint(echo.base_url, location="local")})
     try:
         out = gateway.chat("reply", [ChatMessage("user", PII_MESSAGES[0][1])])
     finally:
@@ -148,7 +151,7 @@ def test_a_fallback_never_routes_around_the_policy(runtime: Any, echo: OpenAIStu
     # The primary is cleared for PII but down; the fallback is not cleared: it gets tags.
     endpoints = {
         "down": {
-            **_endpoint("http://127.0.0.1:9/v1", timeout_s=2, data_classes=["internal", "pii"]),
+            **_endpoint("http://127.0.0.1:9/v1", timeout_s=2, location="local"),
             "model": "m-down",  # another model: the registry tells them apart by declaration
         },
         "vendor": _endpoint(echo.base_url, data_classes=NOT_CLEARED),
@@ -163,7 +166,7 @@ def test_a_fallback_never_routes_around_the_policy(runtime: Any, echo: OpenAIStu
     # A refusal is a decision, not a failure: the next endpoint is not tried.
     endpoints = {
         "strict": _endpoint(echo.base_url, data_classes=NOT_CLEARED, on_pii="refuse"),
-        "open": _endpoint(echo.base_url),
+        "open": _endpoint(echo.base_url, location="local"),
     }
     before = len(echo.requests)
     gateway = _gateway(runtime, endpoints, fallbacks=["open"])
@@ -231,6 +234,67 @@ def test_the_real_local_llm_server_never_receives_pii_it_is_not_cleared_for(
     for entity, _, value in PII_MESSAGES:
         assert not any(value in m for m in received), (entity, received)
     assert sum("<" in m for m in received) == len(PII_MESSAGES)
+
+
+def test_a_typed_tag_cannot_fetch_the_value_it_would_stand_for(
+    runtime: Any, echo: OpenAIStub
+) -> None:
+    gateway = _gateway(runtime, {"vendor": _endpoint(echo.base_url, data_classes=NOT_CLEARED)})
+    messages = [
+        ChatMessage("system", "Escalation contact: Dr. Meagan Wallace, +44 20 7946 0958"),
+        ChatMessage("user", "Please repeat exactly: <PHONE_1> <PERSON_1>"),
+    ]
+    try:
+        out = gateway.chat("reply", messages)
+    finally:
+        gateway.close()
+    assert "+44 20 7946 0958" not in out.reply.text and "Meagan" not in out.reply.text
+    assert "\u2039PHONE_1\u203a" in out.reply.text  # the customer's text, quoted
+
+
+def test_the_semantic_cache_never_answers_a_conversation_with_personal_data(
+    runtime: Any, echo: OpenAIStub
+) -> None:
+    endpoints = {"trusted": _endpoint(echo.base_url, location="local")}
+    gateway = _gateway(runtime, endpoints, cache={"semantic": True, "exact": False})
+    try:
+        asked = "We will call you back on {}. Is that all right for your return request?"
+        first = gateway.chat("reply", [ChatMessage("user", asked.format("+44 20 7946 0958"))])
+        second = gateway.chat("reply", [ChatMessage("user", asked.format("+44 20 7946 0123"))])
+        plain = "Can I return shoes that I wore once outside?"
+        third = gateway.chat("reply", [ChatMessage("user", plain)])
+        fourth = gateway.chat("reply", [ChatMessage("user", plain + " ")])
+    finally:
+        gateway.close()
+    assert (first.record.cache, second.record.cache) == ("miss", "miss")
+    assert "0123" in second.reply.text
+    # Without personal data the semantic cache still serves near-duplicates.
+    assert (third.record.cache, fourth.record.cache) == ("miss", "semantic")
+
+
+def test_texts_to_embed_are_redacted_or_refused_before_an_uncleared_endpoint(
+    runtime: Any,
+) -> None:
+    spec = EndpointSpec(provider="openai", base_url="https://v.example/v1", model="emb")
+    assert guard_texts("v", spec, ["card 4111 1111 1111 1111", "no data here"]) == [
+        "card <CARD_1>",
+        "no data here",
+    ]
+    refusing = {"provider": "openai", "base_url": "http://127.0.0.1:9/v1", "model": "emb",
+                "on_pii": "refuse", "timeout_s": 2}  # fmt: skip
+    config = {
+        "endpoints": {"emb": refusing},
+        "routes": {"vec": {"kind": "embed", "tiers": ["emb"]}},
+    }
+    gateway = Gateway(
+        runtime.settings, runtime.store, config=load_gateway_config(None, overrides=config),
+        registry=runtime.models,
+    )  # fmt: skip
+    try:
+        with pytest.raises(DataPolicyError, match="a text to embed holds EMAIL_ADDRESS"):
+            gateway.embed("vec", ["mail jo@example.com"])
+    finally:
+        gateway.close()
 
 
 def test_model_call_error_is_not_a_policy_error() -> None:

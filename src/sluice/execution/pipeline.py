@@ -153,6 +153,10 @@ class Pipeline:
         review: Review-gate deadlines.
         batch_size: Items per durable run (None: the settings default).
         description: One line for ``--help`` and listings.
+        actions: The allow-list of action names the action may return (None: any).
+            Anything else is refused before it reaches the outbox and the item fails
+            with a :class:`~sluice.errors.GuardError` (kept, retryable): whatever a
+            prompt or a model output says, only these effects can happen.
     """
 
     name: str
@@ -161,6 +165,7 @@ class Pipeline:
     review: ReviewSpec = field(default_factory=ReviewSpec)
     batch_size: int | None = None
     description: str = ""
+    actions: tuple[str, ...] | None = None
     steps: list[StepSpec] = field(default_factory=list, init=False)
     gate_fn: GateFn | None = field(default=None, init=False)
     action_fn: ActionFn | None = field(default=None, init=False)

@@ -33,7 +33,7 @@ from sluice.execution.records import (
 )
 from sluice.execution.tables import outbox, work_items
 from sluice.execution.types import Action, Auto, ItemView, Resolution, Review
-from sluice.governance import AuditEvent, append, digest
+from sluice.governance import AuditEvent, append, digest, require_allowed_action
 from sluice.store import Store, new_id, utcnow
 
 __all__ = ["apply_resolution", "fail_items", "parked_items", "review_from_gate", "settle_batch"]
@@ -127,6 +127,8 @@ def _resolve(
     action = ctx.pipeline.action_fn(ctx, item, resolution)
     if action is not None and not isinstance(action, Action):
         raise TypeError(f"an action must return Action or None, not {type(action).__name__}")
+    if action is not None and ctx.pipeline.actions is not None:
+        require_allowed_action(action.action, ctx.pipeline.actions)
     result = {
         "outcome": resolution.outcome,
         "label": resolution.label,

@@ -31,6 +31,12 @@ from sluice.governance.injection_rules import (
     match_injection_rules,
     normalize_for_rules,
 )
+from sluice.governance.output_guard import (
+    leaked_pii,
+    parse_json_output,
+    require_allowed_action,
+    require_no_pii_leak,
+)
 from sluice.governance.pii import PiiScan, PiiVault, Redacted, open_vault, redact, scan
 from sluice.governance.prompts import PromptRegistry, PromptVersion, RenderedPrompt
 from sluice.governance.rbac import (
@@ -86,6 +92,7 @@ __all__ = [
     "entries_for",
     "iter_entries",
     "key_id",
+    "leaked_pii",
     "list_tokens",
     "load_public_key",
     "load_signing_key",
@@ -93,8 +100,11 @@ __all__ = [
     "match_injection_rules",
     "normalize_for_rules",
     "open_vault",
+    "parse_json_output",
     "public_key_pem",
     "redact",
+    "require_allowed_action",
+    "require_no_pii_leak",
     "revoke_token",
     "scan",
     "verify",

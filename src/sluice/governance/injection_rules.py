@@ -67,10 +67,15 @@ __all__ = [
 #: out: emoji sequences and several scripts (Persian, Indic) use them legitimately.
 _ZERO_WIDTH = "\u200b\u2060\u180e\ufeff"
 _BIDI = "\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
-#: Look-alike letters an attacker swaps in to dodge word lists (Cyrillic, Greek).
+#: Look-alike letters an attacker swaps in to dodge word lists (Cyrillic, Greek):
+#: capitals first (a capital nu looks like N, a small one like v), then small letters.
+_CONFUSABLE_CAPITALS = str.maketrans(
+    "АВЕКМНОРСТХІЈЅΑΒΕΖΗΙΚΜΝΟΡΤΥΧ",  # noqa: RUF001 - look-alikes on purpose
+    "ABEKMHOPCTXIJSABEZHIKMNOPTYX",
+)
 _CONFUSABLES = str.maketrans(
-    "аеорсхуіјѕԁһӏνοτκαЅАВЕКМНОРСТХІЈ",
-    "aeopcxyijsdhlvotkasabekmhopctxij",
+    "аеорсхуіјѕԁһӏνοτκαιρεχυԛԝ",
+    "aeopcxyijsdhlvotkaipexyqw",
 )
 _MAX_EXCERPT = 80
 
@@ -102,8 +107,11 @@ def normalize_for_rules(text: str) -> str:
     """
     text = unicodedata.normalize("NFKC", text)
     # Category Cf: zero-width characters, bidi controls, tag characters, soft hyphens.
-    text = "".join(ch for ch in text if unicodedata.category(ch) != "Cf")
-    text = text.translate(_CONFUSABLES).casefold()
+    # Category Mn: combining marks (overlays, the grapheme joiner U+034F, variation
+    # selectors) that leave a word readable while breaking it for a pattern. Accented
+    # letters are composed by NFKC first, so their base letter stays.
+    text = "".join(ch for ch in text if unicodedata.category(ch) not in ("Cf", "Mn"))
+    text = text.translate(_CONFUSABLE_CAPITALS).casefold().translate(_CONFUSABLES)
     return " ".join(text.split())
 
 
@@ -226,7 +234,7 @@ _TEXT_RULES: tuple[tuple[InjectionRule, re.Pattern[str]], ...] = tuple(
             "delimiter_spoofing",
             "delimiter",
             "closes or opens a data block, a chat turn or a role section that it should not",
-            r"</\s*(?:data|document|documents|email|context|input|user|user_input|"
+            r"<\s*/\s*(?:data|document|documents|email|context|input|user|user_input|"
             r"untrusted|content|text|query|instructions?|system|ticket|message|search_results?)"
             r"\s*>"
             r"|<\|\s*(?:im_start|im_end|system|user|assistant|endoftext|eot_id|"

@@ -22,7 +22,7 @@ from typing import Any
 from sluice.errors import DataPolicyError
 from sluice.models.budgets import BudgetLedger, Reservation
 from sluice.models.calls import CallRecord, ChatMessage, ChatParams, ChatReply
-from sluice.models.data_policy import guard_messages, restore_reply
+from sluice.models.data_policy import guard_messages, holds_pii, restore_reply
 from sluice.models.endpoints import Endpoint
 from sluice.models.gateway_config import EndpointSpec, GatewayConfig, RouteSpec
 from sluice.models.metering import Meter
@@ -123,6 +123,7 @@ class ChatAttempts:
 
         # The data policy comes first, before the caches: nothing below sees what the
         # endpoint may not receive (not even as a cache key). A refusal is metered.
+        original = messages
         try:
             guarded = guard_messages(endpoint, spec, messages, sends)
         except DataPolicyError as exc:
@@ -146,7 +147,14 @@ class ChatAttempts:
                 return reply, record(cache="exact")
         scope = ""
         question = ""
-        if route.cache.semantic and params.temperature == 0:
+        # A near-duplicate question with someone else's name or number in it must not get
+        # their answer: the semantic cache serves only conversations without personal
+        # data (an exact hit is the same conversation, so it may).
+        if (
+            route.cache.semantic
+            and params.temperature == 0
+            and not holds_pii(original, guarded.decision)
+        ):
             encoder = self._encoder(self.config.semantic_encoder())
             scope = semantic_scope(
                 model_ref, wire[:-1], f"{encoder.model}@{encoder.version}", params.to_dict()

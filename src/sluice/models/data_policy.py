@@ -7,7 +7,7 @@ receive everything; an HTTP endpoint off this host ``public`` and ``internal`` o
 step declares what it sends (``Gateway.chat(..., sends=("internal",))``).
 
 Before each attempt at an endpoint, the fallbacks' attempts included, :func:`guard_messages`
-decides:
+decides (:func:`guard_texts` does the same for texts to embed, without restoring):
 
 1. a declared class the endpoint may not receive (``pii`` or ``confidential`` to a
    vendor cleared for ``public`` and ``internal``) is refused: the step knows more than
@@ -19,7 +19,14 @@ decides:
    endpoint's ``on_pii`` is ``redact`` (the default), or the call is refused
    (:class:`~sluice.errors.DataPolicyError`) when it is ``refuse``;
 3. the tags in the model's reply are put back (:func:`restore_reply`): the answer goes
-   back to the same item, which held those values.
+   back to the same item, which held those values. Text in the input that merely looks
+   like a tag (``<EMAIL_1>`` typed by a customer) is quoted first (U+2039 and U+203A in
+   place of its angle brackets), so nobody can make the reply reveal a value by typing
+   its tag.
+
+The semantic cache answers only conversations that hold no personal data
+(:func:`holds_pii`): a near-duplicate question about someone else must not get their
+answer.
 
 The decision (:class:`DataDecision`: classes declared and found, entity counts, never
 the values, and the action) is kept in the call's record, so the step's lineage says
@@ -38,6 +45,7 @@ Example:
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -48,7 +56,18 @@ from sluice.governance.pii import Tagger, redact, restore, scan
 from sluice.models.calls import ChatMessage, ChatReply
 from sluice.models.gateway_config import PII_CLASS, EndpointSpec
 
-__all__ = ["DataDecision", "GuardedMessages", "guard_messages", "restore_reply"]
+__all__ = [
+    "DataDecision",
+    "GuardedMessages",
+    "guard_messages",
+    "guard_texts",
+    "holds_pii",
+    "restore_reply",
+]
+
+# Text that looks like one of the tags redaction writes (``<EMAIL_1>``). A customer who
+# types one must not get back the value the tag stands for: such text is quoted first.
+_TAG_LIKE = re.compile(r"<(\s*[A-Za-z][A-Za-z_]*_\d+\s*)>")
 
 Action = Literal["allowed", "redacted"]
 
@@ -148,7 +167,8 @@ def guard_messages(
     sent: list[ChatMessage] = []
     mapping: dict[str, str] = {}
     for message in messages:
-        redacted = redact(message.content, "tag", tagger=tagger)
+        quoted = _TAG_LIKE.sub(lambda m: f"\u2039{m.group(1)}\u203a", message.content)
+        redacted = redact(quoted, "tag", tagger=tagger)
         mapping.update(redacted.mapping or {})
         sent.append(replace(message, content=redacted.text))
     return GuardedMessages(
@@ -158,6 +178,41 @@ def guard_messages(
         ),
         mapping,
     )
+
+
+def guard_texts(endpoint: str, spec: EndpointSpec, texts: list[str]) -> list[str]:
+    """The data policy for texts to embed (each text on its own; module docs).
+
+    An endpoint cleared for ``pii`` (every in-process encoder) gets the texts unscanned.
+    Otherwise personal data is replaced by type tags, or the call refused when the
+    endpoint's ``on_pii`` is ``refuse``. Embeddings are not restored: tags stay tags.
+
+    Raises:
+        DataPolicyError: Personal data found for an endpoint that refuses it.
+    """
+    if PII_CLASS in spec.allowed_data():
+        return texts
+    out = []
+    for text in texts:
+        redacted = redact(_TAG_LIKE.sub(lambda m: f"\u2039{m.group(1)}\u203a", text), "tag")
+        if redacted.findings and spec.on_pii == "refuse":
+            kinds = ", ".join(sorted({f.entity_type for f in redacted.findings}))
+            raise DataPolicyError(
+                f"endpoint {endpoint!r} ({spec.where()}) may not receive personal data, and "
+                f"a text to embed holds {kinds}: the call was refused before anything was sent",
+                endpoint=endpoint,
+                found=(PII_CLASS,),
+                hint="set on_pii = 'redact' on the endpoint, or embed with a local encoder",
+            )
+        out.append(redacted.text if redacted.findings else text)
+    return out
+
+
+def holds_pii(messages: Sequence[ChatMessage], decision: DataDecision) -> bool:
+    """Whether the conversation holds personal data (scanning it unless already done)."""
+    if decision.scanned:
+        return bool(decision.found)
+    return any(scan(m.content).findings for m in messages)
 
 
 def restore_reply(reply: ChatReply, mapping: Mapping[str, str]) -> ChatReply:

@@ -59,6 +59,7 @@ from sluice.models.calls import (
 )
 from sluice.models.chat_calls import ChatAttempts
 from sluice.models.classifier import Prediction
+from sluice.models.data_policy import guard_texts
 from sluice.models.endpoints import Endpoint, catalogue_entry
 from sluice.models.gateway_config import EndpointSpec, GatewayConfig, RouteSpec, load_gateway_config
 from sluice.models.metering import Meter
@@ -400,9 +401,11 @@ class Gateway(ChatAttempts):
         """Embeddings through the encoder endpoint and the embedding cache.
 
         Returns the vectors, which rows came from the cache, the provider's latency
-        (ms), and the encoder's model and version.
+        (ms), and the encoder's model and version. Texts the endpoint may not receive
+        are redacted or refused first (:func:`.data_policy.guard_texts`).
         """
         ep = self._endpoints[encoder_endpoint]
+        texts = guard_texts(encoder_endpoint, self.config.endpoints[encoder_endpoint], texts)
         provider = self._encoder(encoder_endpoint)
         model_ref = f"{provider.model}@{provider.version}"
         normalized = [normalize_text(t) for t in texts]

@@ -72,7 +72,6 @@ PII_CLASS = "pii"
 LOCAL_DATA_CLASSES = ("public", "internal", PII_CLASS)
 #: What an endpoint off this host may receive unless it declares otherwise.
 REMOTE_DATA_CLASSES = ("public", "internal")
-_LOOPBACK = ("127.0.0.1", "localhost", "::1", "[::1]")
 RouteKind = Literal["embed", "classify", "chat"]
 
 #: Which providers can serve which kind of route.
@@ -162,10 +161,12 @@ class EndpointSpec(_Spec):
         price: Price table entry.
         micro_batch: ``local-encoder``: micro-batching (None turns it off).
         data_classes: What it may receive (:mod:`sluice.models.data_policy`). None: all
-            of :data:`LOCAL_DATA_CLASSES` for models on this host (local providers, an
-            ``openai`` URL on loopback), :data:`REMOTE_DATA_CLASSES` otherwise.
+            of :data:`LOCAL_DATA_CLASSES` for in-process models (``local-encoder``,
+            ``local-classifier``, ``llama-cpp``) and for an ``openai`` endpoint declared
+            ``location = "local"``; :data:`REMOTE_DATA_CLASSES` for any other ``openai``
+            endpoint, even on loopback (a proxy or tunnel there may forward anywhere).
         location: Where it runs: ``local``, ``vendor:<name>`` or a region. None:
-            ``local`` on this host, ``vendor:<host name>`` otherwise.
+            ``local`` for in-process models, ``vendor:<host name>`` for HTTP.
         on_pii: Personal data found in text for an endpoint not cleared for ``pii``:
             ``redact`` (type tags, put back in the reply) or ``refuse`` the call.
     """
@@ -188,11 +189,8 @@ class EndpointSpec(_Spec):
     on_pii: Literal["redact", "refuse"] = "redact"
 
     def on_this_host(self) -> bool:
-        """Whether the model runs on this machine (local providers, loopback URLs)."""
-        if self.provider != "openai":
-            return True
-        host = urlsplit(self.base_url or "").hostname or ""
-        return host in _LOOPBACK
+        """Whether the model runs in this process, or is declared ``location = "local"``."""
+        return self.provider != "openai" or self.location == "local"
 
     def allowed_data(self) -> tuple[str, ...]:
         """The data classes it may receive (declared, or the default for where it runs)."""

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 from sqlalchemy import select
 
+from sluice.governance.pii_masking import mask_text
 from sluice.models.calls import CallRecord
 from sluice.models.endpoints import error_kind
 from sluice.models.gateway_tables import model_calls
@@ -96,7 +97,8 @@ class Meter:
     ) -> None:
         """Queue the record of one provider invocation, cache hit or escalated answer."""
         kind_of_error: str | None = error_kind(error) if error is not None else None
-        message = str(error)[:2000] if error is not None else None
+        # A provider's error may echo its input: personal data is masked before storing.
+        message = mask_text(str(error)[:2000]) if error is not None else None
         if low_confidence:
             kind_of_error = "low_confidence"
             message = "confidence below the route's threshold: escalated to the next tier"

@@ -13,6 +13,7 @@ Example:
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Callable, Collection
 from functools import lru_cache
 
@@ -92,12 +93,18 @@ class Detector:
             return []
         if len(text) > MAX_SCAN_CHARS:
             return self._detect_long(text)
+        plain, index = _plain(text)
         found = [
             f
             for fn in self._recognizers
-            for f in fn(text)
+            for f in fn(plain)
             if f.entity_type in self.entities and f.score >= self.min_score
         ]
+        if index is not None:  # offsets back into the text as given
+            found = [
+                Finding(f.entity_type, index[f.start], index[f.end - 1] + 1, f.score, f.recognizer)
+                for f in found
+            ]
         return resolve_overlaps(found)
 
     def _detect_long(self, text: str) -> list[Finding]:
@@ -111,6 +118,33 @@ class Detector:
                 for f in self.detect(window)
             )
         return resolve_overlaps(found)
+
+
+def _plain(text: str) -> tuple[str, list[int] | None]:
+    """What the recognizers read, and where each of its characters was in ``text``.
+
+    Copy-paste hides data from patterns: zero-width characters inside an e-mail
+    address, no-break spaces between card digits, a fullwidth at sign. So invisible
+    format characters (Cf) are dropped, every space separator (Zs) becomes a space and
+    each character is folded to its compatibility form (NFKC) when that is one
+    character. None when ``text`` is ASCII (nothing to do).
+    """
+    if text.isascii():
+        return text, None
+    chars: list[str] = []
+    index: list[int] = []
+    for i, ch in enumerate(text):
+        category = unicodedata.category(ch)
+        if category == "Cf":
+            continue
+        if category == "Zs":
+            ch = " "
+        else:
+            folded = unicodedata.normalize("NFKC", ch)
+            ch = folded if len(folded) == 1 else ch
+        chars.append(ch)
+        index.append(i)
+    return "".join(chars), index
 
 
 @lru_cache(maxsize=1)

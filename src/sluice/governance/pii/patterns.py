@@ -13,6 +13,7 @@ Example:
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 from collections.abc import Callable
@@ -131,8 +132,10 @@ def find_us_ssns(text: str) -> list[Finding]:
     return out
 
 
-def _validators() -> list[Callable[[str], bool]]:
-    # Imported on first use: each stdnum module is small, but there are many.
+@functools.cache
+def _validators() -> tuple[Callable[[str], bool], ...]:
+    # Imported on first use (once, thread-safe): each stdnum module is small, but there
+    # are many.
     from stdnum.util import get_cc_module
 
     out: list[Callable[[str], bool]] = []
@@ -140,7 +143,7 @@ def _validators() -> list[Callable[[str], bool]]:
         module = get_cc_module(cc, name)
         if module is not None:
             out.append(module.is_valid)
-    return out
+    return tuple(out)
 
 
 #: (country, stdnum module) of the national ids checked; all have a checksum.
@@ -167,9 +170,6 @@ _ID_MODULES = (
 )
 
 
-_VALIDATORS: list[Callable[[str], bool]] = []
-
-
 def find_national_ids(text: str) -> list[Finding]:
     """National ids with a checksum (``python-stdnum``), near a word that names one.
 
@@ -178,8 +178,7 @@ def find_national_ids(text: str) -> list[Finding]:
     """
     if not _ID_CONTEXT.search(text):
         return []
-    if not _VALIDATORS:
-        _VALIDATORS.extend(_validators())
+    validators = _validators()
     out = []
     for ctx in _ID_CONTEXT.finditer(text):
         window = text[ctx.end() : ctx.end() + _CONTEXT_WINDOW]
@@ -187,7 +186,7 @@ def find_national_ids(text: str) -> list[Finding]:
             value = m.group().strip()
             if not any(ch.isdigit() for ch in value):
                 continue
-            if any(_safe(check, value) for check in _VALIDATORS):
+            if any(_safe(check, value) for check in validators):
                 start = ctx.end() + m.start()
                 out.append(Finding("NATIONAL_ID", start, start + len(value), 0.8, "stdnum"))
                 break

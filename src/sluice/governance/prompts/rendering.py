@@ -34,11 +34,16 @@ from typing import Any
 from sluice.errors import PromptRenderError
 from sluice.governance.prompts.prompt_file import MessageRole, PromptFile
 from sluice.governance.prompts.sandbox import render_template
-from sluice.governance.prompts.untrusted import delimit, delimiter_problems
+from sluice.governance.prompts.untrusted import (
+    UNTRUSTED_TAG,
+    delimit,
+    delimiter_problems,
+)
 
 __all__ = ["PromptMessage", "RenderedPrompt", "render_prompt"]
 
-_UNSAFE_KEY = re.compile(r"[^A-Za-z0-9_-]")
+_REGION_RE = re.compile(rf'<{UNTRUSTED_TAG} name="([^"<>\n]*)">(.*?)</{UNTRUSTED_TAG}>', re.S)
+_FIELD_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_-]{0,63}")
 
 
 @dataclass(frozen=True)
@@ -101,12 +106,15 @@ def _wrap(
     if isinstance(value, Mapping):
         out = {}
         for key, item in value.items():
-            if not isinstance(key, str):
+            # A key is printed as it is by a template that iterates ``.items()``: an
+            # untrusted table may only have plain field names as keys.
+            if not isinstance(key, str) or not _FIELD_NAME.fullmatch(key):
                 raise PromptRenderError(
-                    f"untrusted variable {name}: keys must be strings, not {type(key).__name__}"
+                    f"untrusted variable {name}: key {str(key)[:40]!r} is not a plain field "
+                    "name (letters, digits, '_' or '-', at most 64)",
+                    hint="pass untrusted text as values, never as keys",
                 )
-            safe = _UNSAFE_KEY.sub("_", key)[:64] or "_"
-            out[key] = _wrap(f"{name}.{safe}", item, max_chars, tags, regions)
+            out[key] = _wrap(f"{name}.{key}", item, max_chars, tags, regions)
         return out
     if isinstance(value, list | tuple):
         return [_wrap(f"{name}[{i}]", v, max_chars, tags, regions) for i, v in enumerate(value)]
@@ -115,6 +123,28 @@ def _wrap(
         "text, numbers, lists or tables",
         hint="pass the text itself (e.g. a dict of the fields the template reads)",
     )
+
+
+def _printed_bare(text: str, regions: Mapping[str, set[str]], found: set[str]) -> list[str]:
+    """Untrusted values whose text appears outside their delimiters.
+
+    A template may leave a value out; it may not print it without its delimiters (a
+    filter such as ``striptags`` or ``replace`` on it would). Transformations that also
+    change the text itself (``upper``) are not caught here: a second person reads every
+    template before it is approved.
+    """
+    outside = _REGION_RE.sub(" ", text)
+    problems = []
+    for name, wrapped in regions.items():
+        if name in found:
+            continue
+        for value in wrapped:
+            inner = _REGION_RE.fullmatch(value)
+            content = inner.group(2).strip() if inner else ""
+            if len(content) >= 4 and content in outside:
+                problems.append(f"the untrusted value {name!r} is printed without its delimiters")
+                break
+    return problems
 
 
 def render_prompt(
@@ -167,7 +197,8 @@ def render_prompt(
         for section in prompt.sections
     )
     text = "\n\n".join(m.content for m in messages)
-    _, problems = delimiter_problems(text, regions)
+    found, problems = delimiter_problems(text, regions, prompt.delimiters)
+    problems += _printed_bare(text, regions, found)
     if problems:
         raise PromptRenderError(
             f"prompt {prompt.name}: {problems[0]}",

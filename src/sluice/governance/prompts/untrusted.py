@@ -115,7 +115,7 @@ def delimit(name: str, text: str, tags: Sequence[str] = (UNTRUSTED_TAG,)) -> str
 
 
 def delimiter_problems(
-    text: str, regions: Mapping[str, Collection[str]]
+    text: str, regions: Mapping[str, Collection[str]], tags: Sequence[str] = ()
 ) -> tuple[set[str], list[str]]:
     r"""Check the delimited regions of a rendered prompt (module docs).
 
@@ -123,6 +123,8 @@ def delimiter_problems(
         text: The rendered prompt.
         regions: For each region name, the delimited texts (as :func:`delimit` wrote
             them) a region of that name may hold.
+        tags: The prompt's own delimiter tags (``source``), checked like the untrusted
+            tag: inside a region they are defused, so one there came from outside.
 
     Returns:
         The names of the intact regions found, and what is wrong (empty when nothing).
@@ -154,6 +156,13 @@ def delimiter_problems(
             snippet = _visible(part)[stray.start() : stray.start() + 24]
             problems.append(f"a stray {UNTRUSTED_TAG} tag outside any delimited value: {snippet!r}")
             break
+    # The prompt's own tags may appear outside regions (the template writes them); a
+    # defused copy ("-quoted") outside any region is an untrusted value printed bare.
+    others = [t for t in tags if t != UNTRUSTED_TAG]
+    if others:
+        quoted = re.compile(rf"(?i)<\s*/?\s*(?:{'|'.join(map(re.escape, others))})-quoted")
+        if any(quoted.search(part) for part in outside):
+            problems.append("a defused delimiter tag outside any delimited value")
     return found, problems
 
 

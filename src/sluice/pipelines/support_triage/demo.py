@@ -18,7 +18,19 @@ from typing import Any
 
 from sluice.execution import parse_jsonl, queue_counts, submit_lines
 from sluice.knowledge import IngestReport, KnowledgeBase
-from sluice.models import Gateway, ModelRecord, read_labelled_csv, train_classifier
+from sluice.models import (
+    Gateway,
+    LabelledData,
+    ModelRecord,
+    read_labelled_csv,
+    train_classifier,
+    train_injection_detector,
+)
+from sluice.models.injection_training import (
+    injection_sample_path,
+    read_injection_jsonl,
+    with_benign,
+)
 from sluice.observability import RunReport, build_run_report
 from sluice.pipelines.support_triage.pipeline import MODEL_NAME, sample_path, triage
 from sluice.runtime import Runtime
@@ -96,10 +108,22 @@ def sample_events(run_id: str, limit: int | None = None) -> tuple[list[str], dic
     return lines, truth
 
 
+def injection_training_data() -> LabelledData:
+    """What the demo trains the injection screen on.
+
+    The sample of attacks and look-alikes shipped with the detector, plus the support
+    sample's training messages as ordinary traffic (its test messages stay unseen).
+    """
+    tickets = read_labelled_csv(sample_path("train.csv")).texts
+    return with_benign(
+        read_injection_jsonl(injection_sample_path()), tickets, "support-triage train.csv"
+    )
+
+
 def run_demo(
     runtime: Runtime, *, limit: int | None = None, progress: Progress | None = None
 ) -> DemoResult:
-    """Train (or reuse) the classifier, submit the sample, run a worker to drain, report."""
+    """Train (or reuse) the classifiers, submit the sample, run a worker to drain, report."""
     started = time.monotonic()
     model = train_classifier(
         runtime.settings,
@@ -108,6 +132,14 @@ def run_demo(
         read_labelled_csv(sample_path("train.csv")),
         progress=progress,
     )
+    # The injection screen's classifier (reused when unchanged): the sample of attacks
+    # and look-alikes shipped for it, plus the support sample's training messages as
+    # ordinary traffic. Without it the screen would run its heuristics only.
+    tickets = read_labelled_csv(sample_path("train.csv")).texts
+    injection_data = with_benign(
+        read_injection_jsonl(injection_sample_path()), tickets, "support-triage train.csv"
+    )
+    train_injection_detector(runtime.settings, runtime.models, injection_data, created_by="demo")
     train_seconds = time.monotonic() - started
     if model.stage != "production":
         model = runtime.models.production(MODEL_NAME)

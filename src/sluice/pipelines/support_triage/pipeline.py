@@ -9,19 +9,24 @@ Events carry the message in ``data.text`` (required) and optionally ``data.subje
 * ``prioritize``: the intent's base priority and team queue, raised by urgency signals.
 * ``retrieve``: passages from the knowledge base (``sluice kb``), from the product area
   of the intent's team where it has any; the index version and passages go to lineage.
+* ``screen``: the prompt-injection detector (heuristics, plus the ``prompt-injection``
+  classifier when one is trained) reads the message and the passages.
 * ``draft_reply``: a first reply grounded in those passages: the best canned answer, or,
   when the models config declares a ``support-reply`` chat route, an LLM's reply that
-  must cite them (:mod:`~sluice.pipelines.support_triage.grounded_reply`).
+  must cite them (:mod:`~sluice.pipelines.support_triage.grounded_reply`), rendered
+  from the versioned prompt ``support-triage.draft-reply`` and checked for personal data
+  the message and passages did not hold. No LLM reads a flagged message or passage.
 * gate: auto-handle when the probability reaches the threshold calibrated for the
-  configured target precision (``SLUICE_TARGET_PRECISION``) and any drafted reply is
-  grounded; otherwise a reviewer of the team's queue decides.
+  configured target precision (``SLUICE_TARGET_PRECISION``), nothing was flagged as a
+  possible prompt injection and any drafted reply is grounded; otherwise a reviewer of
+  the team's queue decides, told why.
 * action: ``route_ticket`` to the team queue with intent and priority, and the grounded
-  reply to send, once per item.
+  reply to send, once per item. It is the pipeline's only allowed action
+  (``Pipeline(actions=...)``): nothing a message or a model says can cause another.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -32,7 +37,14 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from sluice.config import Settings
-from sluice.errors import BudgetExceededError, ConfigError, ModelCallError, ModelNotFoundError
+from sluice.errors import (
+    BudgetExceededError,
+    ConfigError,
+    DataPolicyError,
+    GuardError,
+    ModelCallError,
+    ModelNotFoundError,
+)
 from sluice.execution import (
     Action,
     Auto,
@@ -46,12 +58,13 @@ from sluice.execution import (
     StepOutput,
     Verdict,
 )
+from sluice.governance import PromptRegistry, require_no_pii_leak
 from sluice.knowledge import KnowledgeBase
-from sluice.models import ChatParams, Gateway
+from sluice.models import ChatParams, Gateway, InjectionDetector
 from sluice.pipelines.support_triage.grounded_reply import (
-    REPLY_PROMPT,
     Passage,
     canned_reply,
+    chat_messages,
     check_reply,
     reply_prompt,
     retrieve_passages,
@@ -109,6 +122,8 @@ class TriageResources:
     gateway: Gateway
     prioritizer: Prioritizer
     knowledge: KnowledgeBase
+    injection: InjectionDetector
+    prompts: PromptRegistry
 
     def close(self) -> None:
         """Flush the gateway's call records and release its models."""
@@ -123,6 +138,7 @@ triage = Pipeline(
     # item while a run still takes well under a second (bench/triage_banking77.py).
     batch_size=128,
     description="Classify support messages, set priority, route or send to review.",
+    actions=("route_ticket",),
 )
 
 
@@ -145,6 +161,8 @@ def load(settings: Settings, store: Store) -> TriageResources:
         gateway=gateway,
         prioritizer=Prioritizer(intents),
         knowledge=KnowledgeBase(store, gateway),
+        injection=InjectionDetector.from_registry(gateway),
+        prompts=PromptRegistry(store),
     )
 
 
@@ -260,6 +278,52 @@ def _passages(item: ItemView) -> list[Passage]:
     return [Passage.from_dict(p) for p in item.outputs["retrieve"].get("passages") or []]
 
 
+@triage.step(retry=RetryPolicy(max_attempts=3, initial_backoff_s=0.2), timeout_s=120)
+def screen(ctx: StepContext[TriageResources], items: Sequence[ItemView]) -> list[StepOutput]:
+    """Prompt-injection screening of each message and of the passages retrieved for it.
+
+    Everything an LLM could read is untrusted: the customer's text and the knowledge
+    base's passages alike. A flagged message sends the ticket to review with the
+    detector's reasons; a flagged passage is left out of the draft.
+    """
+    detector = ctx.resources.injection
+    texts: list[str] = []
+    for item in items:
+        texts.append(_message(item))
+        texts.extend(p.text for p in _passages(item))
+    verdicts = iter(detector.check_many(texts))
+    outputs = []
+    for item in items:
+        message = next(verdicts)
+        passages = [(p, next(verdicts)) for p in _passages(item)]
+        calls = [c for v in (message, *(v for _, v in passages)) for c in v.calls]
+        outputs.append(
+            StepOutput(
+                {
+                    "flagged": message.flagged,
+                    "message": message.to_dict(),
+                    "flagged_passages": [
+                        {"chunk_id": p.chunk_id, "reasons": list(v.reasons)}
+                        for p, v in passages
+                        if v.flagged
+                    ],
+                    "mode": detector.mode,
+                },
+                model_name=message.model_ref.split("@")[0] if message.model_ref else None,
+                model_version=message.model_ref.split("@")[1] if message.model_ref else None,
+                cost=sum(c.cost for c in calls),
+                model_calls=tuple(c.to_dict() for c in calls),
+            )
+        )
+    return outputs
+
+
+def _screened_passages(item: ItemView) -> list[Passage]:
+    """The item's passages without those the screen flagged."""
+    flagged = {p["chunk_id"] for p in item.outputs["screen"]["flagged_passages"]}
+    return [p for p in _passages(item) if p.chunk_id not in flagged]
+
+
 @triage.step(retry=RetryPolicy(max_attempts=2, initial_backoff_s=1.0), timeout_s=1800)
 def draft_reply(ctx: StepContext[TriageResources], items: Sequence[ItemView]) -> list[StepOutput]:
     """A first reply grounded in the retrieved passages, and whether it may go out unread.
@@ -275,99 +339,114 @@ def draft_reply(ctx: StepContext[TriageResources], items: Sequence[ItemView]) ->
     """
     gateway = ctx.resources.gateway
     use_llm = gateway.has_route(REPLY_TASK)
-    prompt_sha256 = hashlib.sha256(REPLY_PROMPT.encode()).hexdigest()
     outputs = []
     for item in items:
-        passages = _passages(item)
+        passages = _screened_passages(item)
         if use_llm and ctx.replaying:
             outputs.append(
                 StepOutput({"draft": None, "skipped": "replay: LLM drafts are not regenerated"})
             )
             continue
         if not use_llm:
-            if not passages:
-                outputs.append(
-                    StepOutput(
-                        {
-                            "draft": None,
-                            "skipped": f"no passages retrieved and no {REPLY_TASK!r} route",
-                        }
-                    )
-                )
-                continue
-            intent, _queue = _intent_and_queue(item)
-            drafted = canned_reply(passages, intent)
-            # An answer from another product area than the intent's team is a guess.
-            in_area = item.outputs["retrieve"].get("filtered_by") is not None
-            problem = None
-            if drafted is None:
-                problem = f"no retrieved passage answers {intent!r}"
-            elif not in_area:
-                problem = "no passage of the intent's product area matched the message"
-            outputs.append(
-                StepOutput(
-                    {
-                        "draft": drafted.text if drafted else None,
-                        "mode": "canned",
-                        "citations": list(drafted.cited) if drafted else [],
-                        "grounded": problem is None,
-                        "problem": problem,
-                    }
-                )
-            )
+            outputs.append(StepOutput(_canned(item, passages)))
             continue
-        intent, _queue = _intent_and_queue(item)
-        try:
-            chatted = gateway.chat(
-                REPLY_TASK,
-                reply_prompt(intent, _message(item), passages),
-                params=ChatParams(max_tokens=96, temperature=0.0),
-                key=item.id,
-                tenant=item.data.get("tenant"),
-            )
-        except (ModelCallError, BudgetExceededError) as exc:
+        if item.outputs["screen"]["flagged"]:
             outputs.append(
                 StepOutput(
                     {
                         "draft": None,
                         "mode": "llm",
-                        "error": str(exc),
-                        "error_code": exc.code,
-                        "prompt_sha256": prompt_sha256,
+                        "skipped": "the message was flagged as a possible prompt injection: "
+                        "no model reads it",
                     }
                 )
             )
             continue
-        text = chatted.reply.text.strip()
-        checked = check_reply(text, passages, finish_reason=chatted.reply.finish_reason)
-        record = chatted.record
-        outputs.append(
-            StepOutput(
-                {
-                    "draft": text,
-                    "mode": "llm",
-                    "citations": list(checked.cited),
-                    "grounded": checked.grounded,
-                    "problem": checked.problem,
-                    "finish_reason": chatted.reply.finish_reason,
-                    "prompt_sha256": prompt_sha256,
-                },
-                model_name=record.model,
-                model_version=record.version,
-                cost=record.cost,
-                model_calls=(record.to_dict(),),
-            )
-        )
+        outputs.append(_llm_draft(ctx, item, passages))
     return outputs
+
+
+def _canned(item: ItemView, passages: Sequence[Passage]) -> dict[str, Any]:
+    """The best canned answer among the passages (no model reads anything)."""
+    if not passages:
+        return {"draft": None, "skipped": f"no passages retrieved and no {REPLY_TASK!r} route"}
+    intent, _queue = _intent_and_queue(item)
+    drafted = canned_reply(passages, intent)
+    # An answer from another product area than the intent's team is a guess.
+    in_area = item.outputs["retrieve"].get("filtered_by") is not None
+    problem = None
+    if drafted is None:
+        problem = f"no retrieved passage answers {intent!r}"
+    elif not in_area:
+        problem = "no passage of the intent's product area matched the message"
+    return {
+        "draft": drafted.text if drafted else None,
+        "mode": "canned",
+        "citations": list(drafted.cited) if drafted else [],
+        "grounded": problem is None,
+        "problem": problem,
+    }
+
+
+def _llm_draft(
+    ctx: StepContext[TriageResources], item: ItemView, passages: Sequence[Passage]
+) -> StepOutput:
+    """An LLM's reply from the versioned prompt, checked for citations and leaked data."""
+    intent, _queue = _intent_and_queue(item)
+    message = _message(item)
+    rendered = reply_prompt(intent, message, passages, registry=ctx.resources.prompts)
+    try:
+        chatted = ctx.resources.gateway.chat(
+            REPLY_TASK,
+            chat_messages(rendered),
+            params=ChatParams(max_tokens=96, temperature=0.0),
+            key=item.id,
+            tenant=item.data.get("tenant"),
+        )
+    except (ModelCallError, BudgetExceededError, DataPolicyError) as exc:
+        return StepOutput(
+            {
+                "draft": None,
+                "mode": "llm",
+                "error": str(exc),
+                "error_code": exc.code,
+                "prompt": rendered.lineage(),
+            }
+        )
+    text = chatted.reply.text.strip()
+    checked = check_reply(text, passages, finish_reason=chatted.reply.finish_reason)
+    problem, guard = checked.problem, None
+    try:
+        require_no_pii_leak(text, [message, *(f"{p.title}\n{p.text}" for p in passages)])
+    except GuardError as exc:
+        problem, guard = exc.message, exc.reason
+    record = chatted.record
+    return StepOutput(
+        {
+            "draft": text,
+            "mode": "llm",
+            "citations": list(checked.cited),
+            "grounded": problem is None,
+            "problem": problem,
+            "guard": guard,
+            "finish_reason": chatted.reply.finish_reason,
+            "prompt": rendered.lineage(),
+        },
+        model_name=record.model,
+        model_version=record.version,
+        cost=record.cost,
+        model_calls=(record.to_dict(),),
+    )
 
 
 @triage.gate
 def confidence_gate(ctx: StepContext[TriageResources], item: ItemView) -> Verdict:
-    """Auto when the intent is sure enough and any drafted reply is grounded.
+    """Auto when the intent is sure, nothing looks like an injection, the draft is grounded.
 
     Sure enough: the probability reaches the threshold calibrated for the target
-    precision. A drafted reply that cites nothing retrieved (or cites what was not) is
-    never sent unread: the ticket goes to review with the reason.
+    precision. A message the screen flagged, or a drafted reply that cites nothing
+    retrieved (or cites what was not, or holds personal data its inputs did not), is
+    never acted on unread: the ticket goes to review with the reason.
     """
     predicted, routing = item.outputs["classify"], item.outputs["prioritize"]
     threshold = predicted["threshold"]
@@ -391,7 +470,12 @@ def confidence_gate(ctx: StepContext[TriageResources], item: ItemView) -> Verdic
             "citations": drafted.get("citations") or [],
             "grounded": bool(drafted.get("grounded")),
         }
-    if predicted["confidence"] < threshold:
+    screened = item.outputs.get("screen") or {}
+    if screened.get("flagged"):
+        reasons = "; ".join(screened["message"]["reasons"])
+        reason = f"possible prompt injection in the message: {reasons}"
+        proposal["injection"] = screened["message"]
+    elif predicted["confidence"] < threshold:
         reason = (
             f"confidence {predicted['confidence']:.2f} is below the threshold {threshold:.2f} "
             f"calibrated for {ctx.settings.target_precision:.0%} precision"
