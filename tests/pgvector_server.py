@@ -40,12 +40,46 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def _runnable_as(user: str, bin_dir: Path) -> Path:
+    """``bin_dir``, or a copy of its installation that ``user`` can run.
+
+    A checkout under a private home (``/root``, mode 700) keeps the unprivileged user
+    out of the virtualenv; then the installation (binaries, libraries, extensions, 34 MB)
+    is copied once to a world-readable temporary folder.
+    """
+    try:
+        probe = subprocess.run(
+            [str(bin_dir / "postgres"), "--version"], user=user, capture_output=True, check=False
+        )
+        if probe.returncode == 0:
+            return bin_dir
+    except OSError:  # the user may not even reach the file
+        pass
+    # The binaries find their libraries at $ORIGIN/../../../pgserver.libs (the wheel's
+    # layout): the copy keeps pgserver/pginstall and pgserver.libs side by side.
+    package = bin_dir.parent.parent
+    libs = package.parent / "pgserver.libs"
+    copy = Path(tempfile.gettempdir()) / f"sluice-pgserver-{os.stat(package).st_ino}"
+    if not (copy / "pgserver" / "pginstall" / "bin" / "postgres").exists():
+        staging = Path(tempfile.mkdtemp(prefix="sluice-pgserver-"))
+        shutil.copytree(package / "pginstall", staging / "pgserver" / "pginstall", symlinks=True)
+        if libs.is_dir():
+            shutil.copytree(libs, staging / "pgserver.libs", symlinks=True)
+        for folder in (staging, staging / "pgserver"):
+            os.chmod(folder, 0o755)
+        try:
+            os.replace(staging, copy)
+        except OSError:  # another process made the copy first
+            shutil.rmtree(staging, ignore_errors=True)
+    return copy / "pgserver" / "pginstall" / "bin"
+
+
 @contextmanager
 def pgvector_server() -> Iterator[str]:
     """Start a throwaway server; yields the URL of its ``postgres`` database."""
-    bin_dir = _bin_dir()
     as_root = os.geteuid() == 0
     user = UNPRIVILEGED if as_root else None
+    bin_dir = _runnable_as(UNPRIVILEGED, _bin_dir()) if as_root else _bin_dir()
     base = Path(tempfile.mkdtemp(prefix="sluice-pgvector-"))
     data, log = base / "data", base / "server.log"
     if as_root:
