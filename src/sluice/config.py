@@ -169,6 +169,14 @@ class Settings(BaseSettings):
             "calling thread. Default: the number of CPU cores, at most 4."
         ),
     )
+    otlp_endpoint: str | None = Field(
+        default=None,
+        description=(
+            "OTLP/HTTP traces endpoint (e.g. `http://127.0.0.1:4318/v1/traces`). Set, the "
+            "worker and the API record one OpenTelemetry trace per item and export it "
+            "there; unset (the default), tracing is off and costs nothing."
+        ),
+    )
     audit_key_path: Path | None = Field(
         default=None,
         description=(
@@ -217,6 +225,118 @@ class Settings(BaseSettings):
             "of 32 bytes; several comma-separated: the first seals, any opens, to rotate). "
             "Default: none; a SQLite store then makes a local key `keys/pii-vault.key` "
             "under `home` on first use, a PostgreSQL store refuses to pseudonymize."
+        ),
+    )
+
+    # -- drift monitors and alerts (docs/observability.md, "Drift and alerts") ---------
+    drift_step: str = Field(
+        default="classify",
+        description=(
+            "The pipeline step whose output (`label`, `confidence`, `threshold`, "
+            "`model_version`) the drift monitors read."
+        ),
+    )
+    drift_window_items: int = Field(
+        default=200,
+        ge=10,
+        description="Items in the window the monitors evaluate (the latest N of a pipeline).",
+    )
+    drift_min_items: int = Field(
+        default=50,
+        ge=1,
+        description="Fewest items a window needs before the drift monitors are evaluated.",
+    )
+    drift_alpha: float = Field(
+        default=0.001,
+        gt=0,
+        lt=0.5,
+        description=(
+            "False-alarm probability per window and monitor when nothing changed: a "
+            "distribution monitor fires only when its PSI is over the (1 - alpha) quantile "
+            "of same-sized windows drawn from the reference, a rate monitor only when a "
+            "one-sided binomial test against the reference rate gives p < alpha."
+        ),
+    )
+    drift_length_psi: float = Field(
+        default=0.1,
+        ge=0,
+        description="PSI floor of the input-length monitor (text-length buckets, in words).",
+    )
+    drift_embedding_psi: float = Field(
+        default=0.2,
+        ge=0,
+        description="PSI floor of the input-embedding monitor (k-means clusters).",
+    )
+    drift_prediction_psi: float = Field(
+        default=0.2,
+        ge=0,
+        description="PSI floor of the prediction monitor (predicted-class distribution).",
+    )
+    drift_confidence_increase: float = Field(
+        default=0.1,
+        gt=0,
+        le=1,
+        description=(
+            "Rise (absolute share, 0.1 = ten points) of items under the auto threshold "
+            "over the reference's share before the confidence monitor fires."
+        ),
+    )
+    drift_fallback_increase: float = Field(
+        default=0.05,
+        gt=0,
+        le=1,
+        description="Rise (absolute share) of answers that needed a fallback endpoint.",
+    )
+    drift_escalation_increase: float = Field(
+        default=0.05,
+        gt=0,
+        le=1,
+        description="Rise (absolute share) of answers escalated to a higher tier.",
+    )
+    drift_precision_min_audited: int = Field(
+        default=30,
+        ge=1,
+        description=(
+            "Fewest graded sampling audits before the precision monitor is evaluated; it "
+            "fires when the audited precision's 95% upper bound is under the target."
+        ),
+    )
+    drift_length_buckets: int = Field(
+        default=10,
+        ge=2,
+        description="Quantile buckets of the text length in a drift reference.",
+    )
+    drift_embedding_clusters: int = Field(
+        default=16,
+        ge=2,
+        description="k of the k-means fitted on the training embeddings in a drift reference.",
+    )
+    alert_webhook_url: str | None = Field(
+        default=None,
+        description=(
+            "Where alerts are POSTed as JSON (drift monitors, soft budget limits). "
+            "Default: none; alerts are then stored and audited only."
+        ),
+    )
+    alert_webhook_timeout_seconds: float = Field(
+        default=5.0,
+        gt=0,
+        description="Timeout of one webhook POST, in seconds.",
+    )
+    alert_webhook_retries: int = Field(
+        default=3,
+        ge=0,
+        description=(
+            "Further attempts after a failed webhook POST (backoff 0.5 s, doubling); "
+            "then the alert is marked `failed`."
+        ),
+    )
+    alert_cooldown_seconds: float = Field(
+        default=3600.0,
+        ge=0,
+        description=(
+            "A repeat of an alert (same kind, name and subject) within this time, in "
+            "seconds, is not raised again. 0 raises every time."
         ),
     )
 

@@ -20,7 +20,8 @@ from types import TracebackType
 from sluice.config import Settings
 from sluice.errors import ConfigError
 from sluice.execution import Pipeline, Worker, get_pipeline, registered_pipelines, set_review_desk
-from sluice.models import ModelRegistry, load_gateway_config
+from sluice.models import ModelRegistry, load_gateway_config, set_budget_alert_hook
+from sluice.observability import AlertChannel
 from sluice.review import TaskDesk
 from sluice.store import Store, open_store
 
@@ -54,6 +55,10 @@ class Runtime:
         self.gateway_config = load_gateway_config(settings.models_config)
         self.store: Store = open_store(settings, migrate=migrate)
         self.models = ModelRegistry(self.store)
+        # One alert channel per process: drift monitors and the gateway's soft budget
+        # limits alert through it (the model plane only knows a hook).
+        self.alerts = AlertChannel.from_settings(self.store, settings)
+        self._previous_budget_hook = set_budget_alert_hook(self.alerts.budget_alert)
 
     def pipeline(self, name: str) -> Pipeline:
         """A declared pipeline by name."""
@@ -69,7 +74,9 @@ class Runtime:
         return Worker(self.settings, self.store, chosen, concurrency=concurrency)
 
     def close(self) -> None:
-        """Release database connections."""
+        """Finish alert deliveries (briefly) and release database connections."""
+        set_budget_alert_hook(self._previous_budget_hook)
+        self.alerts.close(timeout_s=self.settings.alert_webhook_timeout_seconds)
         self.store.dispose()
 
     def __enter__(self) -> Runtime:

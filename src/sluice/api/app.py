@@ -22,7 +22,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from sluice import __version__
 from sluice.api.problems import Problem, install_problem_handlers, problem_response
-from sluice.api.routes import events, items, meta, review
+from sluice.api.routes import events, items, meta, metrics, review
 from sluice.config import Settings
 from sluice.runtime import Runtime
 
@@ -103,7 +103,7 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> FastAPI
     if runtime is not None:
         app.state.runtime = runtime
     install_problem_handlers(app)
-    for router in (meta.router, events.router, items.router, review.router):
+    for router in (meta.router, events.router, items.router, review.router, metrics.router):
         app.include_router(router)
     _mount_web(app)
     app.add_middleware(BodyLimit, limit=settings.max_request_bytes)

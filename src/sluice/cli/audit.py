@@ -211,6 +211,8 @@ def lineage(
     )
     ev = record["event"]
     console.print(f"event {ev['source']} / {ev['event_id']}  {_proof(ev)}")
+    if item.get("trace_id"):  # look it up in the tracing backend (docs/observability.md)
+        console.print(f"trace {item['trace_id']}")
     table = Table(
         "step", "round", "attempt", "status", "model", "ms", "audit seq", "hash", "intact"
     )

@@ -20,6 +20,7 @@ from sluice.cli import (
     kb,
     model_usage,
     models,
+    monitors,
     prompts,
     replay,
     review,
@@ -91,6 +92,8 @@ app.add_typer(kb.app, name="kb")
 app.add_typer(prompts.app, name="prompts")
 app.add_typer(audit.app, name="audit")
 app.add_typer(tokens.app, name="tokens")
+app.add_typer(monitors.app, name="monitors")
+app.add_typer(monitors.alerts_app, name="alerts")
 audit.register(app)
 replay.register(app)
 serve.register(app)

@@ -6,7 +6,7 @@ import signal
 import sys
 import threading
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
@@ -187,6 +187,9 @@ def submit(
     from sluice.execution import parse_jsonl, submit_lines
 
     with runtime() as rt, progress_bar(not as_json) as progress:
+        from sluice.observability import configure_tracing
+
+        configure_tracing(rt.settings)  # the items' root (intake) spans; flushed at exit
         target = rt.pipeline(pipeline)
         limit = rt.settings.max_event_bytes
         if str(file) == "-":
@@ -255,6 +258,18 @@ def worker(
             help="Stable name of this worker; restart a crashed worker with the same one.",
         ),
     ] = None,
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(
+            min=0,
+            max=65535,
+            help="Serve Prometheus metrics at http://HOST:PORT/metrics from this worker "
+            "(the store's metrics and this process's circuit breakers; no token).",
+        ),
+    ] = None,
+    metrics_host: Annotated[
+        str, typer.Option(help="Address the --metrics-port server listens on.")
+    ] = "127.0.0.1",
     as_json: bool = JsonOption,
 ) -> None:
     """Run pipelines durably: claim queued items in batches and process them.
@@ -267,18 +282,27 @@ def worker(
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     with runtime(**extra) as rt:
+        from sluice.observability import configure_tracing
+
+        configure_tracing(rt.settings)  # SLUICE_OTLP_ENDPOINT set: one trace per item
         names = pipeline or None
         if names:
             for name in names:
                 rt.pipeline(name)
         work = rt.worker(names, concurrency=concurrency)
+        metrics = _start_metrics(rt, work, metrics_host, metrics_port)
         if not as_json:
             err_console.print(
                 f"worker {rt.settings.executor_id} serving "
                 f"{', '.join(p.name for p in work.pipelines)}"
                 f"{' until drained' if drain else ''} (Ctrl-C stops)"
+                + (f"; metrics at {metrics.url}" if metrics else "")
             )
-        stats = work.run(drain=drain, stop=stop)
+        try:
+            stats = work.run(drain=drain, stop=stop)
+        finally:
+            if metrics is not None:
+                metrics.close()
     out = {
         "executor_id": rt.settings.executor_id,
         "batches": stats.batches,
@@ -291,6 +315,23 @@ def worker(
         console.print(
             f"claimed {stats.items} items in {stats.batches} batches in {stats.seconds:.1f} s"
         )
+
+
+def _start_metrics(rt: Any, work: Any, host: str, port: int | None) -> Any:
+    """The worker's metrics server (None without --metrics-port)."""
+    if port is None:
+        return None
+    from sluice.observability import circuit_states_in, metrics_registry, start_metrics_server
+
+    def states() -> dict[str, str]:
+        # The gateways of the pipelines' resources this worker has loaded. The engine has
+        # no public accessor for loaded contexts; engine.context() would build them (and
+        # their models) from the scrape thread, so read what is there.
+        loaded = dict(getattr(work.engine, "_contexts", {}))
+        return circuit_states_in(ctx.resources for ctx in loaded.values())
+
+    registry = metrics_registry(rt.store, circuit_states=states)
+    return start_metrics_server(registry, port=port, host=host)
 
 
 @handle_errors

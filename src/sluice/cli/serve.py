@@ -29,6 +29,10 @@ def serve(
     from sluice.api import create_app
 
     settings = STATE.settings()
+    if workers == 1:  # processes started by uvicorn (--workers) build their own app
+        from sluice.observability import configure_tracing
+
+        configure_tracing(settings)  # SLUICE_OTLP_ENDPOINT set: intake and review spans
     console.print(f"Sluice on http://{host}:{port}  (API docs at /docs; Ctrl-C stops)")
     if workers > 1:
         # Worker processes build the app from the environment: hand them the options.

@@ -32,6 +32,7 @@ from sluice.execution.items import (
     retry_items,
     run_window,
     step_latencies,
+    step_outputs,
     work_summary,
 )
 from sluice.execution.lineage import item_lineage
@@ -47,6 +48,9 @@ from sluice.execution.pipeline import (
 )
 from sluice.execution.replay import ReplayReport, replay_items, replay_since
 from sluice.execution.retry import RetryPolicy
+from sluice.execution.traces import enabled as tracing_enabled
+from sluice.execution.traces import item_parent as item_trace_parent
+from sluice.execution.traces import trace_ids
 from sluice.execution.types import (
     Action,
     Auto,
@@ -90,6 +94,7 @@ __all__ = [
     "get_pipeline",
     "item_lineage",
     "item_outcomes",
+    "item_trace_parent",
     "list_items",
     "list_outbox",
     "list_rejections",
@@ -109,7 +114,10 @@ __all__ = [
     "send_in_transaction",
     "set_review_desk",
     "step_latencies",
+    "step_outputs",
     "submit_events",
     "submit_lines",
+    "trace_ids",
+    "tracing_enabled",
     "work_summary",
 ]

@@ -9,6 +9,7 @@ all-or-nothing; a file is processed in chunks, so one bad line never blocks the 
 from __future__ import annotations
 
 import hashlib
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -18,6 +19,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from sluice.errors import BackpressureError, EventValidationError, NotFoundError
+from sluice.execution import traces
 from sluice.execution.events import CloudEvent, ParsedLine, parse_event_json, priority_value
 from sluice.execution.pipeline import Pipeline, get_pipeline
 from sluice.execution.records import event_digest
@@ -147,8 +149,10 @@ def _submit_chunk(
     report: SubmitReport,
 ) -> None:
     now = utcnow()
+    started_ns = time.time_ns()
     audits: list[AuditEvent] = []
     rows: list[dict[str, Any]] = []
+    new_rows: list[dict[str, Any]] = []
     rejections: list[tuple[ParsedLine, EventValidationError]] = []
     lines_by_key: dict[tuple[str, str], int] = {}
     repeats: list[tuple[int, tuple[str, str]]] = []  # the same event twice in this chunk
@@ -195,6 +199,7 @@ def _submit_chunk(
                 if row["id"] in inserted:
                     report.accepted.append((lines_by_key[key], row["id"]))
                     audits.append(_created(actor, origin, row))
+                    new_rows.append(row)
                 else:
                     report.duplicates.append((lines_by_key[key], existing[key]))
         for parsed, error in rejections:
@@ -235,6 +240,8 @@ def _submit_chunk(
                 )
             )
         append(conn, audits)  # last in the transaction (see governance.audit)
+    if new_rows and traces.enabled():  # committed: each new item's trace starts here
+        traces.intake_spans(new_rows, origin, started_ns, time.time_ns())
     for line, key in repeats:
         if key in item_for_key:
             report.duplicates.append((line, item_for_key[key]))
@@ -274,8 +281,10 @@ def _existing_ids(conn: Connection, keys: list[tuple[str, str]]) -> dict[tuple[s
 def _item_row(
     pipeline: Pipeline, event: CloudEvent, data: dict[str, Any], now: Any
 ) -> dict[str, Any]:
+    item_id = new_id("itm")
     return {
-        "id": new_id("itm"),
+        "id": item_id,
+        "trace_id": traces.trace_id_for(item_id),
         "pipeline": pipeline.name,
         "source": event.source,
         "event_id": event.id,

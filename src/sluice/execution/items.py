@@ -22,6 +22,7 @@ __all__ = [
     "retry_items",
     "run_window",
     "step_latencies",
+    "step_outputs",
     "work_summary",
 ]
 
@@ -255,6 +256,51 @@ def model_costs(store: Store, *, source: str) -> dict[str, float]:
         return {
             f"{name}@{version}": float(total or 0.0) for name, version, total in conn.execute(query)
         }
+
+
+def step_outputs(
+    store: Store,
+    *,
+    pipeline: str,
+    step: str,
+    limit: int = 200,
+    offset: int = 0,
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> list[dict[str, Any]]:
+    """The latest completed runs of one step of a pipeline, newest first, with the event data.
+
+    Each row has ``item_id``, ``event_id``, ``data`` (the event's data), ``output``,
+    ``model_name``, ``model_version``, ``model_calls`` and ``finished_at``. The drift
+    monitors read their windows here.
+    """
+    query = (
+        select(
+            step_runs.c.item_id,
+            work_items.c.event_id,
+            work_items.c.data,
+            step_runs.c.output,
+            step_runs.c.model_name,
+            step_runs.c.model_version,
+            step_runs.c.model_calls,
+            step_runs.c.finished_at,
+        )
+        .join(work_items, work_items.c.id == step_runs.c.item_id)
+        .where(
+            work_items.c.pipeline == pipeline,
+            step_runs.c.step == step,
+            step_runs.c.status == "completed",
+        )
+        .order_by(step_runs.c.finished_at.desc(), step_runs.c.id.desc())
+        .limit(limit)
+        .offset(offset)
+    )
+    if since is not None:
+        query = query.where(step_runs.c.finished_at >= since)
+    if until is not None:
+        query = query.where(step_runs.c.finished_at < until)
+    with store.read() as conn:
+        return [dict(r._mapping) for r in conn.execute(query)]
 
 
 def run_window(store: Store, *, source: str) -> tuple[datetime, datetime] | None:

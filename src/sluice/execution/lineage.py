@@ -154,6 +154,7 @@ def item_lineage(store: Store, item_id: str) -> dict[str, Any]:
             "status": item.status,
             "round": item.round,
             "priority": item.priority,
+            "trace_id": item.trace_id,
             "result": item.result,
             "error_type": item.error_type,
             "error": item.error,

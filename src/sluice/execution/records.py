@@ -254,6 +254,7 @@ def load_views(
             created_at=r.created_at,
             round=r.round,
             outputs=dict(outputs[r.id]),
+            trace_id=r.trace_id,
         )
         for r in rows
     ]

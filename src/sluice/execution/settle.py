@@ -23,6 +23,7 @@ from typing import Any
 
 from sqlalchemy import Connection, bindparam, select, update
 
+from sluice.execution import traces
 from sluice.execution.pipeline import StepContext
 from sluice.execution.records import (
     StepRecord,
@@ -307,6 +308,12 @@ def _write(
     return written
 
 
+def _trace(written: Sequence[_Settlement]) -> None:
+    """The spans of the settling phases written (gate, review, action), in each item's trace."""
+    if written and traces.enabled():
+        traces.record_spans([s.item for s in written], [r for s in written for r in s.records])
+
+
 def settle_batch(store: Store, ctx: StepContext[Any], batch_id: str, *, executor_id: str) -> int:
     """Gate every running item of the batch: act on the confident, park the rest.
 
@@ -326,6 +333,7 @@ def settle_batch(store: Store, ctx: StepContext[Any], batch_id: str, *, executor
         written = _write(
             store, conn, settlements, "running", executor_id=executor_id, before_audit=sample
         )
+    _trace(written)
     return sum(s.decided_by == "auto" for s in written)
 
 
@@ -396,9 +404,10 @@ def apply_resolution(
         if on_applied is not None and applied and written:
             on_applied(conn)
 
-    _write(
+    written = _write(
         store, conn, [settlement], "waiting_review", executor_id=executor_id, before_audit=record
     )
+    _trace(written)
     return applied
 
 

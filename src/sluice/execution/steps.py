@@ -13,6 +13,7 @@ are what make the per-item guarantees hold whatever the engine does around them:
 from __future__ import annotations
 
 import concurrent.futures
+import contextvars
 import logging
 import random
 import threading
@@ -24,6 +25,7 @@ from typing import Any, TypeVar
 from sqlalchemy import func, select, update
 
 from sluice.errors import NonRetryableError, StepTimeoutError
+from sluice.execution import traces
 from sluice.execution.pipeline import StepContext, StepSpec
 from sluice.execution.records import (
     StepRecord,
@@ -63,6 +65,8 @@ def call_with_timeout(fn: Callable[[], T], timeout_s: float | None, what: str) -
     if timeout_s is None:
         return fn()
     box: concurrent.futures.Future[T] = concurrent.futures.Future()
+    # The caller's context (its trace spans among others) goes with the call's thread.
+    context = contextvars.copy_context()
 
     def target() -> None:
         try:
@@ -70,7 +74,9 @@ def call_with_timeout(fn: Callable[[], T], timeout_s: float | None, what: str) -
         except BaseException as exc:
             box.set_exception(exc)
 
-    threading.Thread(target=target, name=f"sluice-step-{what}", daemon=True).start()
+    threading.Thread(
+        target=context.run, args=(target,), name=f"sluice-step-{what}", daemon=True
+    ).start()
     try:
         return box.result(timeout=timeout_s)
     except concurrent.futures.TimeoutError:
@@ -169,6 +175,28 @@ def _attempt(
     executor_id: str,
 ) -> BaseException | None:
     """One attempt over ``items``; records its step runs; returns the error or None."""
+    if traces.enabled():
+        with traces.step_spans(items, spec.name, batch_id=batch_id, attempt=attempt) as spans:
+            records, error = _call(ctx, spec, items, batch_id, attempt, executor_id)
+            for record in records:
+                if record.item_id in spans:
+                    traces.finish_step_span(spans[record.item_id], record)
+    else:
+        records, error = _call(ctx, spec, items, batch_id, attempt, executor_id)
+    with store.begin() as conn:
+        write_step_runs(store, conn, records)
+    return error
+
+
+def _call(
+    ctx: StepContext[Any],
+    spec: StepSpec,
+    items: Sequence[ItemView],
+    batch_id: str,
+    attempt: int,
+    executor_id: str,
+) -> tuple[list[StepRecord], BaseException | None]:
+    """Run the step's function over ``items``; its lineage rows and its error, if any."""
     started = utcnow()
     t0 = time.perf_counter()
     error: BaseException | None = None
@@ -226,9 +254,7 @@ def _attempt(
             )
             for item in items
         ]
-    with store.begin() as conn:
-        write_step_runs(store, conn, records)
-    return error
+    return records, error
 
 
 def _fail_items(store: Store, items: Sequence[ItemView], step: str) -> None:

@@ -43,6 +43,9 @@ work_items = Table(
     # new round; pipeline steps completed in any round are not run again.
     Column("round", Integer, nullable=False, server_default=text("0")),
     Column("batch_id", String(40)),
+    # The item's OpenTelemetry trace id (32 hex digits), minted at intake so that spans
+    # made by any process, on any day, join one trace (see sluice.execution.traces).
+    Column("trace_id", String(32)),
     Column("result", JSONType),
     Column("error_type", String(100)),
     Column("error", Text),

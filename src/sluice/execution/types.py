@@ -39,6 +39,8 @@ class ItemView:
         created_at: When the item was submitted.
         round: How many times the item was retried (``sluice items retry``).
         outputs: Output of every completed step so far, by step name.
+        trace_id: The item's OpenTelemetry trace id (32 hex digits), minted at intake;
+            None for items submitted before traces existed.
     """
 
     id: str
@@ -52,6 +54,7 @@ class ItemView:
     created_at: datetime
     round: int = 0
     outputs: Mapping[str, Mapping[str, JSON]] = field(default_factory=dict)
+    trace_id: str | None = None
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,7 @@ tokenizers, scikit-learn, llama-cpp) are imported only when a model is built, lo
 trained or called.
 """
 
+from sluice.models.budgets import set_budget_alert_hook
 from sluice.models.calls import (
     CallRecord,
     ChatMessage,
@@ -98,6 +99,7 @@ __all__ = [
     "read_injection_jsonl",
     "read_labelled_csv",
     "retrain_with_corrections",
+    "set_budget_alert_hook",
     "train_classifier",
     "train_injection_detector",
 ]

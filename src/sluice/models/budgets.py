@@ -8,7 +8,9 @@ cannot together overshoot a hard limit, and a fallback, which is just another pa
 call, reserves like any other: a budget cannot be bypassed by failing over.
 
 The first time a day's spend reaches a soft limit, a ``model.budget_alert`` audit entry
-is written (once per scope and day).
+is written (once per scope and day), and, once that commits, the hook set with
+:func:`set_budget_alert_hook` is called with the scope and the entry's details: the
+composition root plugs the alert channel in there (the model plane knows nothing of it).
 
 Example:
     >>> ledger = BudgetLedger(store, budgets)  # doctest: +SKIP
@@ -18,9 +20,11 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import logging
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import Connection, select, update
 
@@ -31,7 +35,31 @@ from sluice.models.gateway_config import Budgets, BudgetSpec, Price
 from sluice.models.gateway_tables import model_spend
 from sluice.store import Store, utcnow
 
-__all__ = ["BudgetLedger", "Reservation", "worst_case_cost"]
+__all__ = [
+    "BudgetAlertHook",
+    "BudgetLedger",
+    "Reservation",
+    "set_budget_alert_hook",
+    "worst_case_cost",
+]
+
+log = logging.getLogger(__name__)
+
+#: Called as ``hook(scope, details)`` after a soft-limit alert is committed.
+BudgetAlertHook = Callable[[str, Mapping[str, Any]], None]
+_alert_hook: BudgetAlertHook | None = None
+
+
+def set_budget_alert_hook(hook: BudgetAlertHook | None) -> BudgetAlertHook | None:
+    """Call ``hook`` for every soft budget alert of this process (None: no hook).
+
+    The hook runs on the caller's thread after the alert's audit entry commits; an
+    exception in it is logged and never fails the model call. Returns the hook it
+    replaces (to put back later).
+    """
+    global _alert_hook
+    previous, _alert_hook = _alert_hook, hook
+    return previous
 
 
 def worst_case_cost(
@@ -165,6 +193,14 @@ class BudgetLedger:
                     )
             if alerts:
                 append(conn, alerts)
+        hook = _alert_hook
+        for event in alerts:
+            if hook is None:
+                break
+            try:
+                hook(event.target, event.details)
+            except Exception:  # an alert that cannot be sent must not fail the call
+                log.exception("budget alert hook failed for %s", event.target)
 
     def spent(self, scope: str, day: str | None = None) -> float:
         """What ``scope`` spent (and holds) on ``day`` (default today, UTC)."""

@@ -46,6 +46,7 @@ from sluice.errors import (
     ModelCallError,
 )
 from sluice.models.budgets import BudgetLedger, Reservation, worst_case_cost
+from sluice.models.call_traces import traced
 from sluice.models.calls import (
     CacheOutcome,
     CallKind,
@@ -110,7 +111,8 @@ class Gateway(ChatAttempts):
         self._lock = threading.Lock()
         self._semantic: SemanticCache | None = None
 
-    # -- public calls --------------------------------------------------------------------
+    # -- public calls (each traced: see call_traces) -------------------------------------
+    @traced("classify")
     def classify(
         self,
         task: str,
@@ -178,6 +180,7 @@ class Gateway(ChatAttempts):
             pending = still
         return [r for r in results if r is not None]
 
+    @traced("embed")
     def embed(
         self,
         task: str,
@@ -203,6 +206,7 @@ class Gateway(ChatAttempts):
         )
         return Embedded(vectors, records)
 
+    @traced("chat")
     def chat(
         self,
         task: str,

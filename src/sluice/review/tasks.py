@@ -14,6 +14,7 @@ Example:
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -31,6 +32,7 @@ from sluice.errors import (
 from sluice.execution import ItemView, Resolution, Review, send_in_transaction
 from sluice.governance import AuditEvent, append
 from sluice.review.tables import decisions, review_tasks
+from sluice.review.traces import decision_spans
 from sluice.store import Store, new_id, utcnow
 
 __all__ = [
@@ -240,6 +242,7 @@ def decide(
         TaskStateError: A ``correct`` without a label, or a label the task does not allow.
         DecisionConflictError: The task already has a decision.
     """
+    started_ns = time.time_ns()
     if outcome not in ("approve", "correct", "reject"):
         raise InvalidDecisionError(
             f"unknown outcome {outcome!r}", hint="approve, correct or reject"
@@ -335,6 +338,7 @@ def decide(
             )
     except IntegrityError as exc:  # a concurrent decision won the unique key
         raise DecisionConflictError(f"task {task_id} already has a decision") from exc
+    decision_spans(store, task, decision, started_ns)
     return decision
 
 

@@ -9,6 +9,8 @@ import sluice.governance.tables
 import sluice.knowledge.tables
 import sluice.models.gateway_tables
 import sluice.models.tables
+import sluice.observability.alerts_tables
+import sluice.observability.drift_tables
 import sluice.review.tables  # noqa: F401
 from sluice.store.base import metadata
 
