@@ -427,21 +427,35 @@ def test_concurrent_small_calls_are_micro_batched_with_unchanged_embeddings(
     )
     texts = [f"message number {i} about order {i * 7}" for i in range(8)]
     results: dict[int, Any] = {}
-    barrier = threading.Barrier(8)
     try:
+        provider = gateway._encoder("minilm")
+        batcher = provider.batcher  # type: ignore[attr-defined]
+        # Keep every dispatch slot busy with long calls first: requests that arrive
+        # while the encoder is busy are the ones gathered (an idle encoder takes each
+        # request at once, so without this the outcome depends on thread timing).
+        long_text = " ".join(["a long message about a delayed parcel and a refund"] * 20)
+        busy = [
+            threading.Thread(target=gateway.embed, args=("embed", [long_text] * 256))
+            for _ in range(batcher.max_in_flight)
+        ]
+        for t in busy:
+            t.start()
+        deadline = time.monotonic() + 30
+        while batcher._running < batcher.max_in_flight and time.monotonic() < deadline:
+            time.sleep(0.001)
+        assert batcher._running == batcher.max_in_flight, "the long calls never ran"
 
         def call(i: int) -> None:
-            barrier.wait()
             results[i] = gateway.embed("embed", [texts[i]]).vectors[0]
 
         threads = [threading.Thread(target=call, args=(i,)) for i in range(8)]
         for t in threads:
             t.start()
-        for t in threads:
+        for t in [*threads, *busy]:
             t.join()
-        provider = gateway._encoder("minilm")
-        stats = provider.batcher.stats  # type: ignore[attr-defined]
-        assert stats.requests == 8 and stats.dispatches < 8, stats
+        stats = batcher.stats
+        small_dispatches = stats.dispatches - len(busy)
+        assert stats.requests == 8 + len(busy) and small_dispatches < 8, stats
         encoder = provider.encoder  # type: ignore[attr-defined]
         for i in range(8):
             # Each text embedded alone, in a call of its own: what the caller would have
