@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sluice.errors import DataPolicyError
 from sluice.models.budgets import BudgetLedger, Reservation
@@ -42,28 +42,25 @@ class ChatAttempts:
     budgets: BudgetLedger
     _endpoints: dict[str, Endpoint]
 
-    def _chat_provider(self, endpoint: str) -> ChatProvider:
-        raise NotImplementedError
+    if TYPE_CHECKING:  # provided by Gateway; declared here for the type checker only
 
-    def _encoder(self, endpoint: str) -> EmbeddingProvider:
-        raise NotImplementedError
+        def _chat_provider(self, endpoint: str) -> ChatProvider: ...
 
-    def _timeout(self, route: RouteSpec, endpoint: str) -> float:
-        raise NotImplementedError
+        def _encoder(self, endpoint: str) -> EmbeddingProvider: ...
 
-    def _semantic_cache(self) -> SemanticCache:
-        raise NotImplementedError
+        def _timeout(self, route: RouteSpec, endpoint: str) -> float: ...
 
-    def _reserve(
-        self,
-        task: str,
-        tenant: str | None,
-        spec: EndpointSpec,
-        texts: Sequence[str],
-        max_output_tokens: int,
-        timeout_s: float,
-    ) -> Reservation | None:
-        raise NotImplementedError
+        def _semantic_cache(self) -> SemanticCache: ...
+
+        def _reserve(
+            self,
+            task: str,
+            tenant: str | None,
+            spec: EndpointSpec,
+            texts: Sequence[str],
+            max_output_tokens: int,
+            timeout_s: float,
+        ) -> Reservation | None: ...
 
     def _chat_at(
         self,
